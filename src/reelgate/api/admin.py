@@ -1,0 +1,69 @@
+"""The admin API: the account and key commands of the CLI, over HTTP, behind the admin token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.responses import Response
+
+from reelgate.api import resources, schemas
+from reelgate.api.errors import ERROR_RESPONSES
+from reelgate.api.gateway import Gateway
+from reelgate.api.responses import json_response
+
+_admin_token = HTTPBearer(
+    auto_error=False, scheme_name="AdminToken", description="The operator's admin token."
+)
+
+
+async def _require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_admin_token)],
+) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    gw.authenticate_admin(request.headers.get("authorization"))
+    return gw
+
+
+Admin = Annotated[Gateway, Depends(_require_admin)]
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    responses={status: ERROR_RESPONSES[status] for status in (400, 401, 404)},
+)
+
+
+@router.post("/accounts", status_code=201, response_model=schemas.AccountOut)
+async def create_account(gw: Admin, body: schemas.AccountCreate) -> Response:
+    account = await gw.accounts.create(body.name, str(body.credit_usd))
+    return json_response(resources.account_out(account, []), 201)
+
+
+@router.get("/accounts/{name}", response_model=schemas.AccountOut)
+async def show_account(gw: Admin, name: str) -> Response:
+    return json_response(resources.account_view_out(await gw.accounts.show(name)))
+
+
+@router.post("/accounts/{name}/credits", response_model=schemas.AccountOut)
+async def credit_account(gw: Admin, name: str, body: schemas.Credit) -> Response:
+    account = await gw.accounts.credit(name, str(body.usd), body.note)
+    return json_response(resources.account_out(account))
+
+
+@router.post("/accounts/{name}/keys", status_code=201, response_model=schemas.IssuedKeyOut)
+async def create_key(gw: Admin, name: str) -> Response:
+    issued = await gw.accounts.create_key(name)
+    return json_response(resources.issued_key_out(issued), 201)
+
+
+@router.post("/keys/{key_id}/revoke", response_model=schemas.KeyOut)
+async def revoke_key(gw: Admin, key_id: str) -> Response:
+    return json_response(resources.key_out(await gw.accounts.revoke_key(key_id)))
+
+
+@router.get("/audit", response_model=schemas.AuditOut)
+async def audit(gw: Admin) -> Response:
+    violations = await gw.accounts.audit()
+    return json_response(schemas.AuditOut(ok=not violations, violations=violations))

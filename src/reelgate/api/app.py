@@ -1,0 +1,102 @@
+"""The ASGI application: wired in its lifespan, never at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp
+
+import reelgate
+from reelgate.api import admin, errors, public, resources
+from reelgate.api.fastpath import PollFastPath
+from reelgate.api.gateway import Gateway
+from reelgate.api.poll_cache import PollCache
+from reelgate.config import Settings
+from reelgate.domain.money import margin_to_ppm
+from reelgate.domain.pricing import PriceBook
+from reelgate.services.accounts import AccountService, hash_secret
+from reelgate.services.tasks import TaskService
+from reelgate.store import changes, meta
+from reelgate.store.database import Database
+from reelgate.upstream.provider import Provider
+
+log = logging.getLogger(__name__)
+
+
+async def _follow_changes(gateway: Gateway) -> None:
+    async for change in changes.follow(gateway.db, gateway.settings.change_poll_interval_s):
+        gateway.cache.apply(change)
+
+
+def _build_gateway(settings: Settings, db: Database, provider: Provider | None) -> Gateway:
+    prices = PriceBook(settings.prices)
+    tasks = TaskService(db, settings, prices, provider)
+    catalogue = resources.model_list(prices, tasks.margin_ppm)
+    return Gateway(
+        settings=settings,
+        db=db,
+        accounts=AccountService(db),
+        tasks=tasks,
+        cache=PollCache(settings.key_cache_size, settings.task_cache_size),
+        models_body=catalogue.model_dump_json().encode(),
+        model_bodies={card.id: card.model_dump_json().encode() for card in catalogue.data},
+    )
+
+
+def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
+    """The gateway as an ASGI app. The database must already be migrated (``reelgate migrate``)."""
+    # Pricing errors in the settings should stop the process before it listens.
+    PriceBook(settings.prices)
+    margin_to_ppm(settings.channel_margins.get(settings.channel, 1))
+    db = Database(settings.database_url)
+    gateway = _build_gateway(settings, db, provider)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway.admin_token_hash = (
+            hash_secret(settings.admin_token)
+            if settings.admin_token
+            else await meta.get(db, meta.ADMIN_TOKEN_HASH)
+        )
+        follower = asyncio.create_task(_follow_changes(gateway), name="reelgate-change-feed")
+        try:
+            yield
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            await db.dispose()
+
+    app = FastAPI(
+        title="reelgate",
+        version=reelgate.__version__,
+        summary="Seedance 2.0 video generation, billed per generated second.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.gateway = gateway
+    errors.install(app)
+    app.include_router(public.router)
+    app.include_router(admin.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                public.request_schema_components()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return PollFastPath(app, gateway)
+

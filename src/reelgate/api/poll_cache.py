@@ -1,0 +1,69 @@
+"""What a task poll needs, kept in memory: API keys by hash and rendered task bodies by id.
+
+Entries are dropped when the change feed says their row changed, in this process or another.
+A reader that loads a row from the database takes a ticket first and stores its result only
+if no change to that entry arrived in the meantime; otherwise an old row read just before a
+change could overwrite the fresh state and stay cached.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from cachetools import LRUCache
+
+from reelgate.store import changes
+from reelgate.store.accounts import ApiKey
+
+V = TypeVar("V")
+
+
+class Ticket:
+    __slots__ = ()
+
+
+class FreshCache(Generic[V]):
+    def __init__(self, size: int) -> None:
+        self._entries: LRUCache[str, V] = LRUCache(maxsize=max(size, 1))
+        self._tickets: dict[str, Ticket] = {}
+        self.enabled = size > 0
+
+    def get(self, ref: str) -> V | None:
+        return self._entries.get(ref)
+
+    def ticket(self, ref: str) -> Ticket:
+        """Taken before reading ``ref`` from the database."""
+        ticket = self._tickets[ref] = Ticket()
+        return ticket
+
+    def fill(self, ref: str, value: V, ticket: Ticket) -> None:
+        """Keep what was read, unless ``ref`` changed since its ticket was taken."""
+        if self._tickets.get(ref) is ticket:
+            del self._tickets[ref]
+            if self.enabled:
+                self._entries[ref] = value
+
+    def drop(self, ref: str) -> None:
+        self._entries.pop(ref, None)
+        self._tickets.pop(ref, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._tickets.clear()
+
+
+class PollCache:
+    def __init__(self, key_size: int, task_size: int) -> None:
+        self.keys: FreshCache[ApiKey] = FreshCache(key_size)
+        self.tasks: FreshCache[tuple[str, bytes]] = FreshCache(task_size)
+        """task id -> (owning account id, the rendered task resource)."""
+
+    def apply(self, change: changes.Change) -> None:
+        topic, ref = change
+        if topic == changes.TASK:
+            self.tasks.drop(ref)
+        elif topic == changes.KEY:
+            self.keys.drop(ref)
+        else:
+            self.keys.clear()
+            self.tasks.clear()

@@ -1,0 +1,119 @@
+"""The public API of the specification: create, poll, and the model catalogue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.responses import Response
+
+from reelgate.api import resources, schemas
+from reelgate.api.errors import ERROR_RESPONSES
+from reelgate.api.gateway import Gateway
+from reelgate.api.responses import NO_STORE, json_response
+from reelgate.domain.request import VideoGenerationRequest
+from reelgate.errors import InvalidRequest, NotFound, PayloadTooLarge
+
+router = APIRouter()
+# Declared for the OpenAPI document; the header itself is read and judged by Gateway.
+_api_key = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
+ApiKeyHeader = Annotated[HTTPAuthorizationCredentials | None, Security(_api_key)]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+    return {status: ERROR_RESPONSES[status] for status in statuses}
+
+
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+async def read_json(request: Request, limit: int) -> object:
+    """The body as JSON, refusing more than ``limit`` bytes before reading them all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(
+            "body", "the request body must be a JSON object in UTF-8", code="invalid_json"
+        ) from None
+
+
+_CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VideoGenerationRequest"}}},
+    }
+}
+
+
+@router.post(
+    "/v1/videos/generations",
+    status_code=202,
+    response_model=schemas.TaskEnvelope,
+    responses=_errors(400, 401, 402, 413, 502, 503),
+    openapi_extra=_CREATE_BODY,
+    summary="Create a video task",
+)
+@router.post(
+    "/v1/video/generations",
+    status_code=202,
+    response_model=schemas.TaskEnvelope,
+    responses=_errors(400, 401, 402, 413, 502, 503),
+    openapi_extra=_CREATE_BODY,
+    summary="Create a video task (compatibility alias)",
+)
+async def create_task(request: Request, credentials: ApiKeyHeader) -> Response:
+    gw = gateway(request)
+    key = await gw.authenticate(request.headers.get("authorization"))
+    body = await read_json(request, gw.settings.max_body_bytes)
+    record = await gw.tasks.create(key, body)
+    envelope = resources.task_envelope(record, gw.settings.recommended_poll_interval_ms)
+    return json_response(envelope, 202, {"location": envelope.poll_url, **NO_STORE})
+
+
+@router.get(
+    "/v1/tasks/{task_id}",
+    response_model=schemas.TaskResource,
+    responses=_errors(401, 404, 503),
+    summary="Retrieve a task",
+)
+async def get_task(request: Request, task_id: str, credentials: ApiKeyHeader) -> Response:
+    gw = gateway(request)
+    key = await gw.authenticate(request.headers.get("authorization"))
+    return json_response(await gw.task_body(key, task_id), headers=NO_STORE)
+
+
+@router.get("/v1/models", response_model=schemas.ModelList, summary="List models and prices")
+async def list_models(request: Request) -> Response:
+    return json_response(gateway(request).models_body)
+
+
+@router.get(
+    "/v1/models/{model_id}",
+    response_model=schemas.ModelCard,
+    responses=_errors(404),
+    summary="One model and its prices",
+)
+async def get_model(request: Request, model_id: str) -> Response:
+    body = gateway(request).model_bodies.get(model_id)
+    if body is None:
+        raise NotFound(f"no model {model_id[:100]!r}; see GET /v1/models")
+    return json_response(body)
+
+
+def request_schema_components() -> dict[str, object]:
+    """The create body's JSON schema and the models it refers to, for the OpenAPI document."""
+    schema = VideoGenerationRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    return {"VideoGenerationRequest": schema, **defs}

@@ -1,0 +1,148 @@
+"""The shapes reelgate answers with. Responses are built from these models and serialised by
+them, so the OpenAPI document and what is served cannot drift apart."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+
+class ErrorBody(_Out):
+    error: str = Field(examples=["bad_request"])
+    message: str
+    type: str = Field(examples=["invalid_request_error"])
+    code: str = Field(examples=["invalid_parameter"])
+    param: str | None = Field(description="The offending field, for 400s.")
+
+
+class TaskEnvelope(_Out):
+    task_id: str
+    object: Literal["task"] = "task"
+    model: str
+    type: Literal["video"] = "video"
+    state: Literal["waiting", "queuing", "generating", "success", "fail"]
+    created_at: int = Field(description="Unix seconds.")
+    poll_url: str
+    recommended_poll_interval_ms: int
+
+
+class Billing(_Out):
+    status: Literal["reserved", "committed", "released"]
+    tier: str
+    price_per_second_micro_usdc: int = Field(description="The tier price before the margin.")
+    duration: int
+    margin: float
+    reserve_amount_micro_usdc: int
+    actual_amount_micro_usdc: int
+    released_amount_micro_usdc: int
+
+
+class TaskResource(TaskEnvelope):
+    request: dict[str, Any] = Field(description="Every field as accepted, defaults applied.")
+    result: dict[str, Any] = Field(
+        description='Empty until success; then {"created", "data": [{"url"}], "resolution"}.'
+    )
+    error: dict[str, Any] = Field(description='Empty unless failed; then {"code", "message"}.')
+    progress: int = Field(ge=0, le=100)
+    billing: Billing
+    webhook_delivery: dict[str, Any]
+    updated_at: int
+    completed_at: int | None
+
+
+class Tier(_Out):
+    id: str
+    label: str
+    unit: Literal["second"] = "second"
+    resolution: str
+    video_input: bool
+    price_micro_usdc: int = Field(description="Per generated second, the channel margin applied.")
+
+
+class Pricing(_Out):
+    mode: Literal["per_second_resolution_video_input"] = "per_second_resolution_video_input"
+    tiers: list[Tier]
+
+
+class Parameter(_Out):
+    name: str
+    type: str
+    required: bool = False
+    enum: list[str] | None = None
+    default: str | int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    max_items: int | None = None
+    description: str
+
+
+class Capabilities(_Out):
+    async_supported: bool = True
+    request_mode: list[str] = Field(default_factory=lambda: ["task"])
+    pricing: Pricing
+    parameters: list[Parameter]
+
+
+class ModelCard(_Out):
+    id: str
+    object: Literal["model"] = "model"
+    owned_by: str = "bytedance"
+    upstream_id: str
+    type: Literal["video"] = "video"
+    modalities: list[str] = Field(default_factory=lambda: ["video"])
+    capabilities: Capabilities
+
+
+class ModelList(_Out):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+# Admin API
+
+
+class AccountCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    credit_usd: str | int = Field(default="0", description="Opening credit in USD, e.g. \"25.50\".")
+
+
+class Credit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    usd: str | int = Field(description="USD to add, e.g. \"10\" or \"0.25\".")
+    note: str | None = Field(default=None, max_length=500)
+
+
+class KeyOut(_Out):
+    id: str
+    account_id: str
+    prefix: str
+    created_at: int
+    revoked_at: int | None
+    active: bool
+
+
+class AccountOut(_Out):
+    id: str
+    name: str
+    balance_micro_usdc: int
+    reserved_micro_usdc: int
+    available_micro_usdc: int
+    balance_usd: str
+    available_usd: str
+    created_at: int
+    keys: list[KeyOut] | None = None
+
+
+class IssuedKeyOut(KeyOut):
+    key: str = Field(description="The secret. Shown once: only its hash is kept.")
+
+
+class AuditOut(_Out):
+    ok: bool
+    violations: list[str]

@@ -1,0 +1,199 @@
+"""The command line. Thin: every command calls the same services as the admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+
+from reelgate.api import resources, schemas
+from reelgate.config import Settings
+from reelgate.domain.money import micro_to_usd
+from reelgate.errors import ReelgateError
+from reelgate.services.accounts import AccountService
+from reelgate.services.admin_token import ensure_admin_token, rotate_admin_token
+from reelgate.store.database import Database
+from reelgate.store.migrate import upgrade
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="reelgate: a self-hosted gateway for Seedance 2.0 video generation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+accounts_app = typer.Typer(help="Accounts and their balances.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+admin_token_app = typer.Typer(help="The admin API's token.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(admin_token_app, name="admin-token")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        typer.echo(f"error: invalid REELGATE_* setting:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Migrate, then run one piece of async work against the database; errors become messages."""
+    settings = _settings()
+
+    async def main() -> T:
+        db = Database(settings.database_url)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        upgrade(settings.database_url)
+        return asyncio.run(main())
+    except ReelgateError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _print_json(model: BaseModel) -> None:
+    typer.echo(model.model_dump_json(indent=2))
+
+
+def _print_account(out: schemas.AccountOut) -> None:
+    typer.echo(f"account   {out.name} ({out.id})")
+    typer.echo(f"balance   {out.balance_usd} USD ({out.balance_micro_usdc} micro-USDC)")
+    typer.echo(
+        f"reserved  {micro_to_usd(out.reserved_micro_usdc)} USD  "
+        f"available {out.available_usd} USD"
+    )
+    for key in out.keys or []:
+        state = "active" if key.active else "revoked"
+        typer.echo(f"key       {key.id}  {key.prefix}...  {state}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Apply migrations and start the gateway."""
+    import uvicorn
+
+    from reelgate.api.app import create_app
+
+    settings = _settings()
+    token = _run(lambda db: ensure_admin_token(db, settings))
+    if token:
+        typer.echo(
+            "\n  Admin token (shown once; keep it, it is stored only as a hash):\n"
+            f"  {token}\n"
+        )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        access_log=access_log,
+        log_level="info",
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    settings = _settings()
+    upgrade(settings.database_url)
+    typer.echo("database is up to date")
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: str,
+    credit_usd: Annotated[str, typer.Option("--credit-usd", help="Opening credit in USD.")] = "0",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an account, optionally with an opening credit."""
+    out = resources.account_out(
+        _run(lambda db: AccountService(db).create(name, credit_usd)), keys=[]
+    )
+    _print_json(out) if as_json else _print_account(out)
+
+
+@accounts_app.command("credit")
+def accounts_credit(
+    name: str,
+    usd: Annotated[str, typer.Option("--usd", help="USD to add.")],
+    note: Annotated[str | None, typer.Option(help="Why, for the ledger.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add credit to an account."""
+    out = resources.account_out(_run(lambda db: AccountService(db).credit(name, usd, note)))
+    _print_json(out) if as_json else _print_account(out)
+
+
+@accounts_app.command("show")
+def accounts_show(name: str, as_json: JsonFlag = False) -> None:
+    """Show an account's balance, reservations and keys."""
+    out = resources.account_view_out(_run(lambda db: AccountService(db).show(name)))
+    _print_json(out) if as_json else _print_account(out)
+
+
+@keys_app.command("create")
+def keys_create(account: str, as_json: JsonFlag = False) -> None:
+    """Create an API key for an account. The key is shown once."""
+    out = resources.issued_key_out(_run(lambda db: AccountService(db).create_key(account)))
+    if as_json:
+        _print_json(out)
+    else:
+        typer.echo(f"key id  {out.id}")
+        typer.echo(f"key     {out.key}")
+        typer.echo("This is the only time the key is shown; only its hash is stored.")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, as_json: JsonFlag = False) -> None:
+    """Revoke an API key. Requests with it are refused from then on."""
+    out = resources.key_out(_run(lambda db: AccountService(db).revoke_key(key_id)))
+    _print_json(out) if as_json else typer.echo(f"revoked {out.id}")
+
+
+@app.command()
+def audit(as_json: JsonFlag = False) -> None:
+    """Check the ledger's invariants; exit 1 naming each violation."""
+    violations = _run(lambda db: AccountService(db).audit())
+    if as_json:
+        _print_json(schemas.AuditOut(ok=not violations, violations=violations))
+    elif violations:
+        for violation in violations:
+            typer.echo(f"VIOLATION {violation}", err=True)
+    else:
+        typer.echo("ledger ok: balances, reservations and settlements all agree")
+    if violations:
+        raise typer.Exit(1)
+
+
+@admin_token_app.command("rotate")
+def admin_token_rotate() -> None:
+    """Replace the generated admin token; restart the gateway to use the new one."""
+    token = _run(rotate_admin_token)
+    typer.echo(token)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Settings, read once from ``REELGATE_*`` environment variables and passed down.
+
+Every setting has a default that lets ``reelgate serve`` start with nothing configured.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reelgate.domain.money import MICRO_PER_UNIT
+
+# Per-second tier overrides: {"seedance-2": {"720p_no_video": 205000}}.
+PriceOverrides = dict[str, dict[str, Annotated[int, Field(ge=0)]]]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REELGATE_", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite+aiosqlite:///./reelgate.db"
+    """SQLite file by default; ``postgresql://user@host/db`` selects PostgreSQL."""
+
+    admin_token: str | None = None
+    """When unset, ``serve`` generates one on first start, prints it once and keeps its hash."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    """Create bodies above this get a 413; 20,000-character prompts fit with room to spare."""
+
+    recommended_poll_interval_ms: int = Field(default=5000, ge=100)
+
+    channel: str = "kie"
+    """The upstream channel new tasks are created on; its margin applies to their price."""
+
+    channel_margins: dict[str, Decimal] = Field(default_factory=lambda: {"kie": Decimal(1)})
+    """Multiplier on the per-second tier price, per channel (1.25 = 25 % over cost)."""
+
+    prices: PriceOverrides = Field(default_factory=dict)
+    """Per-second prices in micro-USDC overriding the defaults taken from KIE's price table."""
+
+    task_cache_size: int = Field(default=100_000, ge=0)
+    key_cache_size: int = Field(default=10_000, ge=0)
+    change_poll_interval_s: float = Field(default=0.1, gt=0)
+    """How often a process on SQLite reads other processes' changes (PostgreSQL pushes them)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url
+
+    @field_validator("channel_margins")
+    @classmethod
+    def _positive_exact_margins(cls, margins: dict[str, Decimal]) -> dict[str, Decimal]:
+        for channel, margin in margins.items():
+            if margin <= 0 or (margin * MICRO_PER_UNIT) % 1:
+                raise ValueError(
+                    f"margin for channel {channel!r} must be positive with at most 6 decimals"
+                )
+        return margins
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Pure domain code: no I/O, plain functions and frozen dataclasses."""

@@ -1,0 +1,1 @@
+"""What the API and the CLI both do, written once."""

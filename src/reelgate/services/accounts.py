@@ -1,0 +1,84 @@
+"""Accounts and API keys: the operations behind both the CLI and the admin API."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final
+
+from reelgate.domain.money import usd_to_micro
+from reelgate.errors import InvalidRequest
+from reelgate.store.accounts import Account, AccountStore, ApiKey
+from reelgate.store.audit import audit
+from reelgate.store.database import Database
+
+KEY_PREFIX: Final = "rg_"
+_ACCOUNT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
+
+
+def hash_secret(secret: str) -> str:
+    """API keys and admin tokens carry 256 random bits: a plain SHA-256 is as good as a slow
+    hash for them, and cheap enough to run on every request."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    account: Account
+    keys: list[ApiKey]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str
+    """Shown once; only its hash is stored."""
+
+
+def _amount(field: str, usd: Decimal | str) -> int:
+    try:
+        micro = usd_to_micro(usd)
+    except ValueError as exc:
+        raise InvalidRequest(field, f"{field} must be a USD amount: {exc}") from None
+    if micro < 0:
+        raise InvalidRequest(field, f"{field} must not be negative")
+    return micro
+
+
+class AccountService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.store = AccountStore(db)
+
+    async def create(self, name: str, credit_usd: Decimal | str = "0") -> Account:
+        if not _ACCOUNT_NAME.fullmatch(name):
+            raise InvalidRequest(
+                "name",
+                "name must be 1 to 200 characters of letters, digits, '.', '_', '@' or '-', "
+                "starting with a letter or digit",
+            )
+        return await self.store.create(name, _amount("credit_usd", credit_usd))
+
+    async def credit(self, name: str, usd: Decimal | str, note: str | None = None) -> Account:
+        amount = _amount("usd", usd)
+        if amount == 0:
+            raise InvalidRequest("usd", "usd must be more than zero")
+        return await self.store.credit(name, amount, note)
+
+    async def show(self, name: str) -> AccountView:
+        account = await self.store.get(name)
+        return AccountView(account, await self.store.keys(account.id))
+
+    async def create_key(self, account_name: str) -> IssuedKey:
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = await self.store.add_key(account_name, hash_secret(secret), secret[:10])
+        return IssuedKey(key, secret)
+
+    async def revoke_key(self, key_id: str) -> ApiKey:
+        return await self.store.revoke_key(key_id)
+
+    async def audit(self) -> list[str]:
+        return await audit(self.db)

@@ -1,0 +1,77 @@
+"""Creating and reading tasks: validate, price, reserve, submit."""
+
+from __future__ import annotations
+
+import logging
+
+from reelgate.config import Settings
+from reelgate.domain.catalogue import MODELS
+from reelgate.domain.money import margin_to_ppm
+from reelgate.domain.pricing import PriceBook
+from reelgate.domain.request import parse_request
+from reelgate.domain.task import TaskState
+from reelgate.errors import NotFound, UpstreamError
+from reelgate.store.accounts import ApiKey, new_id
+from reelgate.store.database import Database
+from reelgate.store.tasks import NewTask, TaskRecord, TaskStore
+from reelgate.upstream.provider import Provider
+
+log = logging.getLogger(__name__)
+
+
+class TaskService:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        prices: PriceBook,
+        provider: Provider | None,
+    ) -> None:
+        self.store = TaskStore(db)
+        self.prices = prices
+        self.provider = provider
+        self.channel = provider.channel if provider is not None else settings.channel
+        self.margin_ppm = margin_to_ppm(settings.channel_margins.get(self.channel, 1))
+
+    async def create(self, key: ApiKey, body: object) -> TaskRecord:
+        """Accept a request: the task and its reservation are stored before the upstream is asked,
+        so that a crash at any point leaves a task that is either settled or still owed an end."""
+        request = parse_request(body)
+        model = MODELS[request.model]
+        quote = self.prices.quote(
+            model, request.resolution, request.video_input, request.duration, self.margin_ppm
+        )
+        record = await self.store.create(
+            NewTask(
+                id=new_id("task"),
+                account_id=key.account_id,
+                key_id=key.id,
+                model=model.id,
+                request=request.as_accepted(),
+                channel=self.channel,
+                quote=quote,
+            )
+        )
+        if self.provider is None:
+            # No upstream is configured yet: the task waits, honestly, until one is.
+            return record
+        try:
+            upstream_id = await self.provider.submit(request, callback_url=None)
+        except UpstreamError as exc:
+            log.warning("upstream refused task %s (%s fault): %s", record.id, exc.fault, exc)
+            await self.store.finish(
+                record.id, TaskState.FAIL, error={"code": exc.code, "message": exc.message}
+            )
+            raise
+        await self.store.record_upstream_id(record.id, upstream_id)
+        return record
+
+    async def get(self, account_id: str, task_id: str) -> TaskRecord:
+        """The task, when it belongs to the account; another account's task does not exist."""
+        try:
+            record = await self.store.get(task_id)
+        except NotFound:
+            record = None
+        if record is None or record.account_id != account_id:
+            raise NotFound(f"no task {task_id!r}")
+        return record

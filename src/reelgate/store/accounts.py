@@ -1,0 +1,164 @@
+"""Accounts, their API keys and their credits."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from ulid import ULID
+
+from reelgate.domain.task import LedgerKind
+from reelgate.errors import Conflict, NotFound
+from reelgate.store import changes
+from reelgate.store.database import Database
+from reelgate.store.schema import accounts, api_keys, ledger
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    name: str
+    balance_micro_usdc: int
+    reserved_micro_usdc: int
+    created_at: int
+
+    @property
+    def available_micro_usdc(self) -> int:
+        return self.balance_micro_usdc - self.reserved_micro_usdc
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    account_id: str
+    prefix: str
+    created_at: int
+    revoked_at: int | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def new_id(prefix: str) -> str:
+    """A sortable, unguessable id: ULIDs carry 80 random bits after their timestamp."""
+    return f"{prefix}_{ULID()}"
+
+
+async def _account_by_name(conn: AsyncConnection, name: str) -> Account:
+    row = (await conn.execute(sa.select(accounts).where(accounts.c.name == name))).one_or_none()
+    if row is None:
+        raise NotFound(f"no account named {name!r}")
+    return Account(**row._mapping)
+
+
+async def _credit(conn: AsyncConnection, account_id: str, amount: int, note: str | None) -> None:
+    now = int(time.time())
+    await conn.execute(
+        ledger.insert().values(
+            account_id=account_id,
+            task_id=None,
+            kind=LedgerKind.CREDIT,
+            amount_micro_usdc=amount,
+            created_at=now,
+            note=note,
+        )
+    )
+    await conn.execute(
+        accounts.update()
+        .where(accounts.c.id == account_id)
+        .values(balance_micro_usdc=accounts.c.balance_micro_usdc + amount)
+    )
+
+
+class AccountStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, name: str, credit_micro_usdc: int) -> Account:
+        account_id = new_id("acct")
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    accounts.insert().values(id=account_id, name=name, created_at=int(time.time()))
+                )
+                if credit_micro_usdc:
+                    await _credit(conn, account_id, credit_micro_usdc, "opening credit")
+                return await _account_by_name(conn, name)
+        except IntegrityError:
+            raise Conflict(f"an account named {name!r} already exists") from None
+
+    async def credit(self, name: str, amount_micro_usdc: int, note: str | None = None) -> Account:
+        async with self.db.write() as conn:
+            account = await _account_by_name(conn, name)
+            await _credit(conn, account.id, amount_micro_usdc, note)
+            return await _account_by_name(conn, name)
+
+    async def get(self, name: str) -> Account:
+        async with self.db.read() as conn:
+            return await _account_by_name(conn, name)
+
+    async def keys(self, account_id: str) -> list[ApiKey]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(
+                    api_keys.c.id,
+                    api_keys.c.account_id,
+                    api_keys.c.prefix,
+                    api_keys.c.created_at,
+                    api_keys.c.revoked_at,
+                )
+                .where(api_keys.c.account_id == account_id)
+                .order_by(api_keys.c.id)
+            )
+            return [ApiKey(**row._mapping) for row in rows]
+
+    async def add_key(self, account_name: str, key_hash: str, prefix: str) -> ApiKey:
+        key = ApiKey(new_id("key"), "", prefix, int(time.time()), None)
+        async with self.db.write() as conn:
+            account = await _account_by_name(conn, account_name)
+            await conn.execute(
+                api_keys.insert().values(
+                    id=key.id,
+                    account_id=account.id,
+                    key_hash=key_hash,
+                    prefix=prefix,
+                    created_at=key.created_at,
+                )
+            )
+        return ApiKey(key.id, account.id, prefix, key.created_at, None)
+
+    async def revoke_key(self, key_id: str) -> ApiKey:
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"no API key with id {key_id!r}")
+            revoked_at = row.revoked_at
+            if revoked_at is None:
+                revoked_at = int(time.time())
+                await conn.execute(
+                    api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=revoked_at)
+                )
+                await changes.publish(conn, changes.KEY, row.key_hash)
+            return ApiKey(row.id, row.account_id, row.prefix, row.created_at, revoked_at)
+
+    async def find_key(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not; None when there is none."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(
+                        api_keys.c.id,
+                        api_keys.c.account_id,
+                        api_keys.c.prefix,
+                        api_keys.c.created_at,
+                        api_keys.c.revoked_at,
+                    ).where(api_keys.c.key_hash == key_hash)
+                )
+            ).one_or_none()
+            return None if row is None else ApiKey(**row._mapping)

@@ -1,0 +1,137 @@
+"""A feed of committed changes, so that every process can keep its caches fresh.
+
+A writer publishes ``(topic, ref)`` inside the transaction that makes the change, so a change is
+announced if and only if it commits. PostgreSQL carries it with NOTIFY, delivered at commit to
+every listening process. On SQLite it is a row in ``change_events`` that each process reads in id
+order every ``poll_interval`` seconds; SQLite commits one writer at a time, so no id is seen
+before a smaller one.
+
+A listener that loses its connection cannot know what it missed: it yields :data:`RESYNC`, and
+the consumer drops everything it cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Final
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reelgate.errors import Unavailable
+from reelgate.store.database import Database
+from reelgate.store.schema import change_events
+
+log = logging.getLogger(__name__)
+
+CHANNEL: Final = "reelgate_changes"
+TASK: Final = "task"
+KEY: Final = "key"
+RESYNC: Final = ("*", "*")
+"""Yielded when changes may have been missed: every cached entry must be dropped."""
+
+_KEEP_EVENTS_S: Final = 600
+
+Change = tuple[str, str]
+
+
+async def publish(conn: AsyncConnection, topic: str, ref: str) -> None:
+    """Announce a change as part of the caller's transaction."""
+    if conn.dialect.name == "sqlite":
+        await conn.execute(
+            change_events.insert().values(topic=topic, ref=ref, created_at=int(time.time()))
+        )
+    else:
+        await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, f"{topic}:{ref}")))
+
+
+async def follow(db: Database, poll_interval: float) -> AsyncIterator[Change]:
+    """Every change other transactions commit from now on, in commit order, forever."""
+    source = _follow_sqlite(db, poll_interval) if db.is_sqlite else _follow_postgres(db)
+    async for change in source:
+        yield change
+
+
+async def _follow_sqlite(db: Database, poll_interval: float) -> AsyncIterator[Change]:
+    last_id: int | None = None
+    last_prune = time.monotonic()
+    while True:
+        try:
+            async with db.read() as conn:
+                if last_id is None:
+                    last_id = (
+                        await conn.scalar(sa.select(sa.func.coalesce(sa.func.max(change_events.c.id), 0)))
+                    ) or 0
+                    rows: list[sa.Row[tuple[int, str, str]]] = []
+                else:
+                    result = await conn.execute(
+                        sa.select(change_events.c.id, change_events.c.topic, change_events.c.ref)
+                        .where(change_events.c.id > last_id)
+                        .order_by(change_events.c.id)
+                        .limit(10_000)
+                    )
+                    rows = list(result.tuples())
+        except Unavailable:
+            log.warning("change feed: database unavailable; retrying")
+            await asyncio.sleep(poll_interval * 10)
+            continue
+        for event_id, topic, ref in rows:
+            last_id = event_id
+            yield topic, ref
+        if time.monotonic() - last_prune > _KEEP_EVENTS_S / 10:
+            last_prune = time.monotonic()
+            await _prune(db)
+        if not rows:
+            await asyncio.sleep(poll_interval)
+
+
+async def _prune(db: Database) -> None:
+    async with db.write() as conn:
+        await conn.execute(
+            change_events.delete().where(
+                change_events.c.created_at < int(time.time()) - _KEEP_EVENTS_S
+            )
+        )
+
+
+def _asyncpg_dsn(db: Database) -> str:
+    url = db.engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+async def _follow_postgres(db: Database) -> AsyncIterator[Change]:
+    queue: asyncio.Queue[Change] = asyncio.Queue()
+
+    def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+        topic, _, ref = payload.partition(":")
+        queue.put_nowait((topic, ref))
+
+    def on_lost(_conn: object) -> None:
+        queue.put_nowait(RESYNC)
+
+    first = True
+    while True:
+        try:
+            listener = await asyncpg.connect(_asyncpg_dsn(db), timeout=10)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("change feed: cannot connect (%s); retrying", exc)
+            await asyncio.sleep(1)
+            continue
+        try:
+            listener.add_termination_listener(on_lost)
+            await listener.add_listener(CHANNEL, on_notify)
+            if not first:
+                yield RESYNC
+            first = False
+            while not listener.is_closed():
+                change = await queue.get()
+                yield change
+                if change == RESYNC:
+                    break
+        finally:
+            if not listener.is_closed():
+                await listener.close()

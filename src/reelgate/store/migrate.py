@@ -1,0 +1,29 @@
+"""Bring a database's schema to the newest migration."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    # Handed over as an attribute, not an ini option, so that '%' in a password needs no escaping.
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade(database_url: str) -> None:
+    """Apply every pending migration. Safe to run again: it does nothing when up to date."""
+    command.upgrade(_config(database_url), "head")
+
+
+async def upgrade_async(database_url: str) -> None:
+    # Alembic's environment runs its own event loop, so it gets a thread of its own.
+    await asyncio.to_thread(upgrade, database_url)

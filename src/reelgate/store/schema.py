@@ -1,0 +1,122 @@
+"""The database schema, as SQLAlchemy Core tables. Migrations in ``migrations/`` create it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL wants a 64-bit identity.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    # Both follow from the ledger; they are kept here so that a reservation is one row update.
+    sa.Column("balance_micro_usdc", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("reserved_micro_usdc", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.CheckConstraint(
+        "reserved_micro_usdc >= 0 AND reserved_micro_usdc <= balance_micro_usdc",
+        name="reservations_covered",
+    ),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("key_id", sa.ForeignKey("api_keys.id"), nullable=False),
+    sa.Column("model", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("progress", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("channel", sa.String(40), nullable=False),
+    sa.Column("upstream_task_id", sa.String(200), nullable=True),
+    sa.Column("billing_status", sa.String(16), nullable=False),
+    sa.Column("tier", sa.String(40), nullable=False),
+    sa.Column("price_per_second_micro_usdc", sa.BigInteger, nullable=False),
+    sa.Column("duration", sa.SmallInteger, nullable=False),
+    sa.Column("margin_ppm", sa.BigInteger, nullable=False),
+    sa.Column("cost_micro_usdc", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("completed_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_tasks_account_id_created_at", "account_id", "created_at"),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("task_id", sa.ForeignKey("tasks.id"), nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("amount_micro_usdc", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("note", sa.String(500), nullable=True),
+    sa.CheckConstraint("amount_micro_usdc >= 0", name="non_negative_amount"),
+    sa.CheckConstraint(
+        "kind IN ('credit', 'reserve', 'commit', 'release')", name="known_kind"
+    ),
+    sa.CheckConstraint(
+        "(kind = 'credit') = (task_id IS NULL)", name="task_entries_name_their_task"
+    ),
+    # The database itself refuses a second reservation or a second settlement for a task.
+    sa.Index(
+        "uq_ledger_task_reserve",
+        "task_id",
+        unique=True,
+        sqlite_where=sa.text("kind = 'reserve'"),
+        postgresql_where=sa.text("kind = 'reserve'"),
+    ),
+    sa.Index(
+        "uq_ledger_task_settlement",
+        "task_id",
+        unique=True,
+        sqlite_where=sa.text("kind IN ('commit', 'release')"),
+        postgresql_where=sa.text("kind IN ('commit', 'release')"),
+    ),
+)
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# Other processes on the same SQLite file learn of changes by reading this table in id order
+# (SQLite commits one writer at a time, so ids become visible in order). PostgreSQL uses NOTIFY.
+change_events = sa.Table(
+    "change_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(16), nullable=False),
+    sa.Column("ref", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Upstream providers: where the video is actually made."""
