@@ -30,8 +30,16 @@ log = logging.getLogger(__name__)
 
 
 async def _follow_changes(gateway: Gateway) -> None:
-    async for change in changes.follow(gateway.db, gateway.settings.change_poll_interval_s):
-        gateway.cache.apply(change)
+    """Keep the poll cache fresh for as long as the app runs. If following fails, nothing cached
+    can be trusted: drop it all and start again."""
+    while True:
+        try:
+            async for change in changes.follow(gateway.db, gateway.settings.change_poll_interval_s):
+                gateway.cache.apply(change)
+        except Exception:
+            log.exception("change feed failed; dropping the poll cache and following again")
+            gateway.cache.apply(changes.RESYNC)
+            await asyncio.sleep(1)
 
 
 def _build_gateway(settings: Settings, db: Database, provider: Provider | None) -> Gateway:

@@ -74,7 +74,7 @@ async def _follow_sqlite(db: Database, poll_interval: float) -> AsyncIterator[Ch
                         .order_by(change_events.c.id)
                         .limit(10_000)
                     )
-                    rows = list(result.tuples())
+                    rows = [(row[0], row[1], row[2]) for row in result]
         except Unavailable:
             log.warning("change feed: database unavailable; retrying")
             await asyncio.sleep(poll_interval * 10)

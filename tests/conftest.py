@@ -1,0 +1,153 @@
+"""Shared fixtures: real databases (a SQLite file, a fresh PostgreSQL database) and a real
+gateway served over loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from reelgate.api.app import create_app
+from reelgate.config import Settings
+from reelgate.store.migrate import upgrade
+from reelgate.upstream.provider import Provider
+
+PG_ADMIN_DSN = os.environ.get("REELGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_TOKEN = "rga_test-admin-token"
+# Under CI a missing PostgreSQL is a failure, not a skip.
+REQUIRE_SERVICES = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _postgres_unavailable(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"PostgreSQL is required under CI: {reason}")
+    pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN}: {reason}")
+
+
+async def _pg_admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated database: a SQLite file, or a new PostgreSQL database dropped after."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}"
+        upgrade(url)
+        yield url
+        return
+    name = f"reelgate_test_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        _postgres_unavailable(str(exc))
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    url = Settings(database_url=f"{base}/{name}").database_url
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningGateway:
+    base_url: str
+    settings: Settings
+
+    def client(self, key: str | None = None, **kwargs: Any) -> httpx.AsyncClient:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+
+    def admin(self) -> httpx.AsyncClient:
+        return self.client(ADMIN_TOKEN)
+
+    async def account_with_key(self, name: str, credit_usd: str = "100") -> str:
+        """Create an account through the admin API and return a new key's secret."""
+        async with self.admin() as admin:
+            created = await admin.post("/admin/accounts", json={"name": name, "credit_usd": credit_usd})
+            assert created.status_code == 201, created.text
+            issued = await admin.post(f"/admin/accounts/{name}/keys")
+            assert issued.status_code == 201, issued.text
+            key: str = issued.json()["key"]
+            return key
+
+
+class _ServerThread:
+    """uvicorn serving the app on a loopback port, in a thread with its own event loop."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> _ServerThread:
+        self.thread.start()
+        for _ in range(500):
+            if self.server.started:
+                return self
+            if not self.thread.is_alive():
+                raise RuntimeError("the gateway did not start")
+            threading.Event().wait(0.01)
+        raise RuntimeError("the gateway did not start within 5 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+GatewayFactory = Callable[..., RunningGateway]
+
+
+@pytest.fixture
+def start_gateway(database_url: str) -> Iterator[GatewayFactory]:
+    """Start gateways on the test's database; each is stopped when the test ends."""
+    servers: list[_ServerThread] = []
+
+    def start(provider: Provider | None = None, **overrides: Any) -> RunningGateway:
+        settings = Settings(
+            database_url=database_url,
+            admin_token=ADMIN_TOKEN,
+            change_poll_interval_s=0.02,
+            **overrides,
+        )
+        port = free_port()
+        server = _ServerThread(create_app(settings, provider), port).__enter__()
+        servers.append(server)
+        return RunningGateway(f"http://127.0.0.1:{port}", settings)
+
+    yield start
+    for server in servers:
+        server.__exit__()
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory) -> RunningGateway:
+    return start_gateway()
+
+
+@pytest.fixture
+async def api_key(gateway: RunningGateway) -> AsyncIterator[str]:
+    yield await gateway.account_with_key("alice")
