@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -72,8 +71,7 @@ def _print_account(out: schemas.AccountOut) -> None:
     typer.echo(f"account   {out.name} ({out.id})")
     typer.echo(f"balance   {out.balance_usd} USD ({out.balance_micro_usdc} micro-USDC)")
     typer.echo(
-        f"reserved  {micro_to_usd(out.reserved_micro_usdc)} USD  "
-        f"available {out.available_usd} USD"
+        f"reserved  {micro_to_usd(out.reserved_micro_usdc)} USD  available {out.available_usd} USD"
     )
     for key in out.keys or []:
         state = "active" if key.active else "revoked"
@@ -95,8 +93,7 @@ def serve(
     token = _run(lambda db: ensure_admin_token(db, settings))
     if token:
         typer.echo(
-            "\n  Admin token (shown once; keep it, it is stored only as a hash):\n"
-            f"  {token}\n"
+            f"\n  Admin token (shown once; keep it, it is stored only as a hash):\n  {token}\n"
         )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
@@ -196,4 +193,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

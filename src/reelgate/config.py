@@ -70,6 +70,5 @@ class Settings(BaseSettings):
                 )
         return margins
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+    def margin(self, channel: str) -> Decimal:
+        return self.channel_margins.get(channel, Decimal(1))

@@ -18,7 +18,6 @@ from reelgate.api.fastpath import PollFastPath
 from reelgate.api.gateway import Gateway
 from reelgate.api.poll_cache import PollCache
 from reelgate.config import Settings
-from reelgate.domain.money import margin_to_ppm
 from reelgate.domain.pricing import PriceBook
 from reelgate.services.accounts import AccountService, hash_secret
 from reelgate.services.tasks import TaskService
@@ -59,9 +58,6 @@ def _build_gateway(settings: Settings, db: Database, provider: Provider | None) 
 
 def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
     """The gateway as an ASGI app. The database must already be migrated (``reelgate migrate``)."""
-    # Pricing errors in the settings should stop the process before it listens.
-    PriceBook(settings.prices)
-    margin_to_ppm(settings.channel_margins.get(settings.channel, 1))
     db = Database(settings.database_url)
     gateway = _build_gateway(settings, db, provider)
 
@@ -107,4 +103,3 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return PollFastPath(app, gateway)
-

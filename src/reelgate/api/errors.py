@@ -29,8 +29,7 @@ _STATUS: Final[dict[type[errors.ReelgateError], tuple[int, str, str]]] = {
 }
 
 ERROR_RESPONSES: Final = {
-    status: {"model": ErrorBody, "description": error}
-    for status, error, _ in _STATUS.values()
+    status: {"model": ErrorBody, "description": error} for status, error, _ in _STATUS.values()
 }
 
 
@@ -43,9 +42,7 @@ def error_response(
 
 
 def _from_reelgate(exc: errors.ReelgateError) -> Response:
-    status, error, type_ = next(
-        entry for cls, entry in _STATUS.items() if isinstance(exc, cls)
-    )
+    status, error, type_ = next(entry for cls, entry in _STATUS.items() if isinstance(exc, cls))
     param = exc.param if isinstance(exc, errors.InvalidRequest) else None
     return error_response(status, error, type_, exc.code, exc.message, param)
 
@@ -70,12 +67,13 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
         return error_response(404, "not_found", "not_found_error", "not_found", "no such route")
     if exc.status_code == 405:
         return error_response(
-            405, "method_not_allowed", "invalid_request_error", "method_not_allowed",
+            405,
+            "method_not_allowed",
+            "invalid_request_error",
+            "method_not_allowed",
             "this method is not allowed on this route",
         )
-    return error_response(
-        exc.status_code, "error", "api_error", "http_error", str(exc.detail)
-    )
+    return error_response(exc.status_code, "error", "api_error", "http_error", str(exc.detail))
 
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:

@@ -65,9 +65,11 @@ class Gateway:
             return cached
         ticket = self.cache.tasks.ticket(task_id)
         record = await self.tasks.get(key.account_id, task_id)
-        body = resources.task_resource(
-            record, self.settings.recommended_poll_interval_ms
-        ).model_dump_json().encode()
+        body = (
+            resources.task_resource(record, self.settings.recommended_poll_interval_ms)
+            .model_dump_json()
+            .encode()
+        )
         self.cache.tasks.fill(task_id, (record.account_id, body), ticket)
         return body
 

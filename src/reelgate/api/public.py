@@ -52,7 +52,9 @@ async def read_json(request: Request, limit: int) -> object:
 _CREATE_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VideoGenerationRequest"}}},
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/VideoGenerationRequest"}}
+        },
     }
 }
 

@@ -44,8 +44,12 @@ def task_resource(record: TaskRecord, poll_interval_ms: int) -> schemas.TaskReso
             duration=quote.duration,
             margin=float(quote.margin),
             reserve_amount_micro_usdc=cost,
-            actual_amount_micro_usdc=cost if record.billing_status is BillingStatus.COMMITTED else 0,
-            released_amount_micro_usdc=cost if record.billing_status is BillingStatus.RELEASED else 0,
+            actual_amount_micro_usdc=cost
+            if record.billing_status is BillingStatus.COMMITTED
+            else 0,
+            released_amount_micro_usdc=cost
+            if record.billing_status is BillingStatus.RELEASED
+            else 0,
         ),
         webhook_delivery={},
         updated_at=record.updated_at,
@@ -59,30 +63,74 @@ _MEDIA = "http(s) URL or asset://ID"
 def _parameters(model: cat.Model) -> list[schemas.Parameter]:
     P = schemas.Parameter
     return [
-        P(name="prompt", type="string", required=True, minimum=cat.MIN_PROMPT_CHARS,
-          maximum=cat.MAX_PROMPT_CHARS, description="Text prompt; length in characters."),
+        P(
+            name="prompt",
+            type="string",
+            required=True,
+            minimum=cat.MIN_PROMPT_CHARS,
+            maximum=cat.MAX_PROMPT_CHARS,
+            description="Text prompt; length in characters.",
+        ),
         P(name="first_frame_url", type="string", description=f"First frame image: {_MEDIA}."),
-        P(name="last_frame_url", type="string",
-          description=f"Last frame image: {_MEDIA}. Requires first_frame_url."),
-        P(name="reference_image_urls", type="array", max_items=cat.MAX_REFERENCE_IMAGES,
-          description=f"Reference images: {_MEDIA} each. Not with frame images."),
-        P(name="reference_video_urls", type="array", max_items=cat.MAX_REFERENCE_VIDEOS,
-          description=f"Reference videos: {_MEDIA} each. Selects the with_video price tier."),
-        P(name="reference_audio_urls", type="array", max_items=cat.MAX_REFERENCE_AUDIOS,
-          description=f"Reference audio: {_MEDIA} each. Not with frame images."),
-        P(name="resolution", type="string", enum=list(model.resolutions),
-          default=cat.DEFAULT_RESOLUTION, description="Selects the resolution price tier."),
-        P(name="aspect_ratio", type="string", enum=list(cat.ASPECT_RATIOS),
-          default=cat.DEFAULT_ASPECT_RATIO, description="Frame shape; adaptive lets the model pick."),
-        P(name="duration", type="integer", default=cat.DEFAULT_DURATION, minimum=cat.MIN_DURATION,
-          maximum=cat.MAX_DURATION, description="Seconds; multiplies the per-second price."),
+        P(
+            name="last_frame_url",
+            type="string",
+            description=f"Last frame image: {_MEDIA}. Requires first_frame_url.",
+        ),
+        P(
+            name="reference_image_urls",
+            type="array",
+            max_items=cat.MAX_REFERENCE_IMAGES,
+            description=f"Reference images: {_MEDIA} each. Not with frame images.",
+        ),
+        P(
+            name="reference_video_urls",
+            type="array",
+            max_items=cat.MAX_REFERENCE_VIDEOS,
+            description=f"Reference videos: {_MEDIA} each. Selects the with_video price tier.",
+        ),
+        P(
+            name="reference_audio_urls",
+            type="array",
+            max_items=cat.MAX_REFERENCE_AUDIOS,
+            description=f"Reference audio: {_MEDIA} each. Not with frame images.",
+        ),
+        P(
+            name="resolution",
+            type="string",
+            enum=list(model.resolutions),
+            default=cat.DEFAULT_RESOLUTION,
+            description="Selects the resolution price tier.",
+        ),
+        P(
+            name="aspect_ratio",
+            type="string",
+            enum=list(cat.ASPECT_RATIOS),
+            default=cat.DEFAULT_ASPECT_RATIO,
+            description="Frame shape; adaptive lets the model pick.",
+        ),
+        P(
+            name="duration",
+            type="integer",
+            default=cat.DEFAULT_DURATION,
+            minimum=cat.MIN_DURATION,
+            maximum=cat.MAX_DURATION,
+            description="Seconds; multiplies the per-second price.",
+        ),
         P(name="generate_audio", type="boolean", description="Passed through when given."),
-        P(name="return_last_frame", type="boolean",
-          description="Deprecated upstream; passed through when given."),
+        P(
+            name="return_last_frame",
+            type="boolean",
+            description="Deprecated upstream; passed through when given.",
+        ),
         P(name="web_search", type="boolean", description="Passed through when given."),
         P(name="nsfw_checker", type="boolean", description="Passed through when given."),
-        P(name="callBackUrl", type="string", maximum=MAX_URL_CHARS,
-          description="http(s) URL that receives the finished task."),
+        P(
+            name="callBackUrl",
+            type="string",
+            maximum=MAX_URL_CHARS,
+            description="http(s) URL that receives the finished task.",
+        ),
     ]
 
 

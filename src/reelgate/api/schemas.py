@@ -109,12 +109,12 @@ class ModelList(_Out):
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    credit_usd: str | int = Field(default="0", description="Opening credit in USD, e.g. \"25.50\".")
+    credit_usd: str | int = Field(default="0", description='Opening credit in USD, e.g. "25.50".')
 
 
 class Credit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    usd: str | int = Field(description="USD to add, e.g. \"10\" or \"0.25\".")
+    usd: str | int = Field(description='USD to add, e.g. "10" or "0.25".')
     note: str | None = Field(default=None, max_length=500)
 
 

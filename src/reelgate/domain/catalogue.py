@@ -10,7 +10,15 @@ Resolution = Literal["480p", "720p", "1080p"]
 AspectRatio = Literal["1:1", "4:3", "3:4", "16:9", "9:16", "21:9", "adaptive"]
 
 RESOLUTIONS: Final[tuple[Resolution, ...]] = ("480p", "720p", "1080p")
-ASPECT_RATIOS: Final[tuple[AspectRatio, ...]] = ("1:1", "4:3", "3:4", "16:9", "9:16", "21:9", "adaptive")
+ASPECT_RATIOS: Final[tuple[AspectRatio, ...]] = (
+    "1:1",
+    "4:3",
+    "3:4",
+    "16:9",
+    "9:16",
+    "21:9",
+    "adaptive",
+)
 
 DEFAULT_RESOLUTION: Final[Resolution] = "720p"
 DEFAULT_ASPECT_RATIO: Final[AspectRatio] = "16:9"

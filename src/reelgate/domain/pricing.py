@@ -72,7 +72,8 @@ class PriceBook:
                 for video_input in (False, True):
                     tid = tier_id(resolution, video_input)
                     default = usd_to_micro(
-                        _KIE_CREDITS_PER_SECOND[(model.id, resolution, video_input)] * KIE_CREDIT_USD
+                        _KIE_CREDITS_PER_SECOND[(model.id, resolution, video_input)]
+                        * KIE_CREDIT_USD
                     )
                     price = model_overrides.pop(tid, default)
                     tiers.append(Tier(tid, resolution, video_input, price))
@@ -83,7 +84,9 @@ class PriceBook:
             self._tiers[model.id] = tuple(tiers)
         unknown_models = set(overrides) - set(MODELS)
         if unknown_models:
-            raise ValueError(f"prices given for unknown models: {', '.join(sorted(unknown_models))}")
+            raise ValueError(
+                f"prices given for unknown models: {', '.join(sorted(unknown_models))}"
+            )
 
     def tiers(self, model: Model) -> tuple[Tier, ...]:
         return self._tiers[model.id]

@@ -1,4 +1,4 @@
-"""The create request: its schema, its cross-field rules, and errors that say what would be accepted.
+"""The create request: its schema, its cross-field rules, and errors saying what is accepted.
 
 Pydantic checks each field; the rules that relate fields (input modes, model capabilities) are
 plain code after it. Every failure becomes one :class:`~reelgate.errors.InvalidRequest` naming
@@ -8,9 +8,9 @@ the field in ``param``.
 from __future__ import annotations
 
 import difflib
-from urllib.parse import urlsplit
 from collections.abc import Mapping
 from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -46,8 +46,10 @@ def _http_url(value: str) -> str:
 def _media_ref(value: str) -> str:
     if value.startswith("asset://"):
         asset_id = value.removeprefix("asset://")
-        if not asset_id or len(value) > MAX_URL_CHARS or not all(
-            c.isascii() and (c.isalnum() or c in "-_.") for c in asset_id
+        if (
+            not asset_id
+            or len(value) > MAX_URL_CHARS
+            or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in asset_id)
         ):
             raise ValueError("not an asset ID")
         return value
@@ -86,11 +88,9 @@ ReferenceAudios = Annotated[
 
 
 class VideoGenerationRequest(BaseModel):
-    """A Seedance 2.0 video generation request, as accepted: defaults applied, absent fields None."""
+    """A Seedance 2.0 video request as accepted: defaults applied, absent fields None."""
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, protected_namespaces=()
-    )
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, protected_namespaces=())
 
     model: cat.ModelId = Field(description="seedance-2 or seedance-2-fast.")
     prompt: Annotated[
@@ -115,12 +115,10 @@ class VideoGenerationRequest(BaseModel):
     generate_audio: bool | None = None
     resolution: cat.Resolution = cat.DEFAULT_RESOLUTION
     aspect_ratio: cat.AspectRatio = cat.DEFAULT_ASPECT_RATIO
-    duration: Annotated[int, Field(ge=cat.MIN_DURATION, le=cat.MAX_DURATION)] = (
-        cat.DEFAULT_DURATION
-    )
+    duration: Annotated[int, Field(ge=cat.MIN_DURATION, le=cat.MAX_DURATION)] = cat.DEFAULT_DURATION
     web_search: bool | None = None
     nsfw_checker: bool | None = None
-    callBackUrl: HttpUrlText | None = Field(  # noqa: N815 - the specification's spelling
+    callBackUrl: HttpUrlText | None = Field(
         default=None, description="Where the finished task is POSTed."
     )
 

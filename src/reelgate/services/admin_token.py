@@ -9,7 +9,7 @@ from reelgate.services.accounts import hash_secret
 from reelgate.store import meta
 from reelgate.store.database import Database
 
-ADMIN_TOKEN_PREFIX = "rga_"
+ADMIN_TOKEN_PREFIX = "rga_"  # noqa: S105 - a prefix, not a secret
 
 
 async def ensure_admin_token(db: Database, settings: Settings) -> str | None:

@@ -31,7 +31,7 @@ class TaskService:
         self.prices = prices
         self.provider = provider
         self.channel = provider.channel if provider is not None else settings.channel
-        self.margin_ppm = margin_to_ppm(settings.channel_margins.get(self.channel, 1))
+        self.margin_ppm = margin_to_ppm(settings.margin(self.channel))
 
     async def create(self, key: ApiKey, body: object) -> TaskRecord:
         """Accept a request: the task and its reservation are stored before the upstream is asked,

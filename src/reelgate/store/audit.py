@@ -52,7 +52,9 @@ async def audit(db: Database) -> list[str]:
                 sa.func.coalesce(per_account.c.reserves, 0),
                 sa.func.coalesce(per_account.c.commits, 0),
                 sa.func.coalesce(per_account.c.releases, 0),
-            ).select_from(accounts.outerjoin(per_account, per_account.c.account_id == accounts.c.id))
+            ).select_from(
+                accounts.outerjoin(per_account, per_account.c.account_id == accounts.c.id)
+            )
         )
         for name, balance, reserved, credits, reserves, commits, releases in account_rows:
             if balance != credits - commits:
@@ -77,7 +79,17 @@ async def audit(db: Database) -> list[str]:
                 sa.func.coalesce(per_task.c.settled, 0),
             ).select_from(tasks.outerjoin(per_task, per_task.c.task_id == tasks.c.id))
         )
-        for task_id, state, billing, cost, reserves, commits, releases, reserved, settled in task_rows:
+        for (
+            task_id,
+            state,
+            billing,
+            cost,
+            reserves,
+            commits,
+            releases,
+            reserved,
+            settled,
+        ) in task_rows:
             where = f"task {task_id} ({state}, {billing})"
             if reserves != 1 or reserved != cost:
                 violations.append(

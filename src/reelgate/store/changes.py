@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Final
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -64,9 +64,11 @@ async def _follow_sqlite(db: Database, poll_interval: float) -> AsyncIterator[Ch
             async with db.read() as conn:
                 if last_id is None:
                     last_id = (
-                        await conn.scalar(sa.select(sa.func.coalesce(sa.func.max(change_events.c.id), 0)))
+                        await conn.scalar(
+                            sa.select(sa.func.coalesce(sa.func.max(change_events.c.id), 0))
+                        )
                     ) or 0
-                    rows: list[sa.Row[tuple[int, str, str]]] = []
+                    rows: list[tuple[int, str, str]] = []
                 else:
                     result = await conn.execute(
                         sa.select(change_events.c.id, change_events.c.topic, change_events.c.ref)

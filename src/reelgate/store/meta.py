@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from reelgate.store.database import Database
 from reelgate.store.schema import meta
 
-ADMIN_TOKEN_HASH = "admin_token_sha256"
+ADMIN_TOKEN_HASH = "admin_token_sha256"  # noqa: S105 - a key name
 
 
 async def get(db: Database, key: str) -> str | None:

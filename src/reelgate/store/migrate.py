@@ -11,7 +11,7 @@ from alembic.config import Config
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def _config(database_url: str) -> Config:
+def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     # Handed over as an attribute, not an ini option, so that '%' in a password needs no escaping.
@@ -21,7 +21,7 @@ def _config(database_url: str) -> Config:
 
 def upgrade(database_url: str) -> None:
     """Apply every pending migration. Safe to run again: it does nothing when up to date."""
-    command.upgrade(_config(database_url), "head")
+    command.upgrade(alembic_config(database_url), "head")
 
 
 async def upgrade_async(database_url: str) -> None:

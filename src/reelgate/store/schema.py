@@ -80,9 +80,7 @@ ledger = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("note", sa.String(500), nullable=True),
     sa.CheckConstraint("amount_micro_usdc >= 0", name="non_negative_amount"),
-    sa.CheckConstraint(
-        "kind IN ('credit', 'reserve', 'commit', 'release')", name="known_kind"
-    ),
+    sa.CheckConstraint("kind IN ('credit', 'reserve', 'commit', 'release')", name="known_kind"),
     sa.CheckConstraint(
         "(kind = 'credit') = (task_id IS NULL)", name="task_entries_name_their_task"
     ),

@@ -81,7 +81,11 @@ async def _ledger_entry(
 ) -> None:
     await conn.execute(
         ledger.insert().values(
-            account_id=account_id, task_id=task_id, kind=kind, amount_micro_usdc=amount, created_at=now
+            account_id=account_id,
+            task_id=task_id,
+            kind=kind,
+            amount_micro_usdc=amount,
+            created_at=now,
         )
     )
 
@@ -112,9 +116,9 @@ class TaskStore:
             )
             if reserved.rowcount != 1:
                 available = await conn.scalar(
-                    sa.select(
-                        accounts.c.balance_micro_usdc - accounts.c.reserved_micro_usdc
-                    ).where(accounts.c.id == new.account_id)
+                    sa.select(accounts.c.balance_micro_usdc - accounts.c.reserved_micro_usdc).where(
+                        accounts.c.id == new.account_id
+                    )
                 )
                 raise InsufficientBalance(
                     f"this task costs {cost} micro-USDC but the account has {available or 0} "

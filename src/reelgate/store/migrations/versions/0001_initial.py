@@ -70,7 +70,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
         sa.Column("completed_at", sa.BigInteger, nullable=True),
-        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_tasks_account_id_accounts"),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name="fk_tasks_account_id_accounts"
+        ),
         sa.ForeignKeyConstraint(["key_id"], ["api_keys.id"], name="fk_tasks_key_id_api_keys"),
         sa.PrimaryKeyConstraint("id", name="pk_tasks"),
     )
@@ -91,7 +93,9 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "(kind = 'credit') = (task_id IS NULL)", name="ck_ledger_task_entries_name_their_task"
         ),
-        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_ledger_account_id_accounts"),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name="fk_ledger_account_id_accounts"
+        ),
         sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], name="fk_ledger_task_id_tasks"),
         sa.PrimaryKeyConstraint("id", name="pk_ledger"),
     )
