@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reelgate.domain.money import MICRO_PER_UNIT
@@ -42,6 +42,15 @@ class Settings(BaseSettings):
 
     prices: PriceOverrides = Field(default_factory=dict)
     """Per-second prices in micro-USDC overriding the defaults taken from KIE's price table."""
+
+    kie_base_url: str = "https://api.kie.ai"
+    kie_api_key: SecretStr | None = None
+    """With a key, tasks go to KIE; without one, ``serve`` runs the sandbox in-process."""
+    kie_webhook_hmac_key: SecretStr | None = None
+    """When set, KIE callbacks must carry a valid X-Webhook-Signature."""
+    kie_connect_timeout_s: float = Field(default=5.0, gt=0)
+    kie_timeout_s: float = Field(default=20.0, gt=0)
+    """Longest wait for one KIE answer; a create that outlasts it is recorded as unknown."""
 
     task_cache_size: int = Field(default=100_000, ge=0)
     key_cache_size: int = Field(default=10_000, ge=0)

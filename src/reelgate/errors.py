@@ -48,17 +48,35 @@ class Conflict(ReelgateError):
 
 
 class UpstreamError(ReelgateError):
-    """The upstream refused or failed to create the task; nothing was charged.
+    """The upstream refused or failed a call.
 
-    ``fault`` says whose it is: ``"operator"`` (the upstream account), ``"upstream"`` or
-    ``"request"``. The message is safe to show to clients: it never names the provider.
+    ``fault`` says whose it is: ``"operator"`` (the upstream account: credentials, credits,
+    limits), ``"upstream"`` (its outage, rate limit or bug) or ``"request"`` (the request itself).
+    ``retryable`` says whether the same call may succeed later. The message is safe to show to
+    clients: it never names the provider nor carries its ids or texts.
     """
 
     code = "upstream_error"
 
-    def __init__(self, message: str, fault: str = "upstream") -> None:
+    def __init__(
+        self,
+        message: str,
+        fault: str = "upstream",
+        code: str | None = None,
+        retryable: bool = False,
+    ) -> None:
         super().__init__(message)
         self.fault = fault
+        self.retryable = retryable
+        if code is not None:
+            self.code = code
+
+
+class UpstreamOutcomeUnknown(UpstreamError):
+    """A create was sent but no answer came back: the task may exist upstream. Sending it again
+    could make (and bill) the video twice, so it is never resent blindly."""
+
+    code = "upstream_outcome_unknown"
 
 
 class Unavailable(ReelgateError):

@@ -33,6 +33,15 @@ def can_move(current: TaskState, new: TaskState) -> bool:
     return not current.is_final and _ORDER[new] > _ORDER[current]
 
 
+class Submission(StrEnum):
+    """How sending the task to the upstream went."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    UNKNOWN = "unknown"
+    """Sent, but no answer came: it may exist upstream, so it is never sent again blindly."""
+
+
 class BillingStatus(StrEnum):
     RESERVED = "reserved"
     COMMITTED = "committed"

@@ -10,7 +10,7 @@ from reelgate.domain.money import margin_to_ppm
 from reelgate.domain.pricing import PriceBook
 from reelgate.domain.request import parse_request
 from reelgate.domain.task import TaskState
-from reelgate.errors import NotFound, UpstreamError
+from reelgate.errors import NotFound, UpstreamError, UpstreamOutcomeUnknown
 from reelgate.store.accounts import ApiKey, new_id
 from reelgate.store.database import Database
 from reelgate.store.tasks import NewTask, TaskRecord, TaskStore
@@ -57,6 +57,12 @@ class TaskService:
             return record
         try:
             upstream_id = await self.provider.submit(request, callback_url=None)
+        except UpstreamOutcomeUnknown:
+            # The task may be running upstream: keep it, its reservation and the client's 202;
+            # it is reconciled from callbacks or ends at its deadline, never sent twice.
+            log.warning("upstream outcome unknown for task %s; not resending", record.id)
+            await self.store.record_submission_unknown(record.id)
+            return record
         except UpstreamError as exc:
             log.warning("upstream refused task %s (%s fault): %s", record.id, exc.fault, exc)
             await self.store.finish(

@@ -57,6 +57,9 @@ tasks = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("channel", sa.String(40), nullable=False),
     sa.Column("upstream_task_id", sa.String(200), nullable=True),
+    # pending (not yet sent), accepted (the upstream id is known), unknown (sent, no answer:
+    # the task may exist upstream and must not be sent again).
+    sa.Column("submission", sa.String(16), nullable=False, server_default="pending"),
     sa.Column("billing_status", sa.String(16), nullable=False),
     sa.Column("tier", sa.String(40), nullable=False),
     sa.Column("price_per_second_micro_usdc", sa.BigInteger, nullable=False),

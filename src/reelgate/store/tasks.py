@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.domain.pricing import Quote
-from reelgate.domain.task import FINAL_STATES, BillingStatus, LedgerKind, TaskState
+from reelgate.domain.task import FINAL_STATES, BillingStatus, LedgerKind, Submission, TaskState
 from reelgate.errors import InsufficientBalance, NotFound
 from reelgate.store import changes
 from reelgate.store.database import Database
@@ -31,6 +31,7 @@ class TaskRecord:
     error: dict[str, Any] | None
     channel: str
     upstream_task_id: str | None
+    submission: Submission
     billing_status: BillingStatus
     quote: Quote
     created_at: int
@@ -62,6 +63,7 @@ def _record(row: sa.RowMapping) -> TaskRecord:
         error=None if row["error"] is None else orjson.loads(row["error"]),
         channel=row["channel"],
         upstream_task_id=row["upstream_task_id"],
+        submission=Submission(row["submission"]),
         billing_status=BillingStatus(row["billing_status"]),
         quote=Quote(
             tier=row["tier"],
@@ -161,7 +163,19 @@ class TaskStore:
             await conn.execute(
                 tasks.update()
                 .where(tasks.c.id == task_id, tasks.c.upstream_task_id.is_(None))
-                .values(upstream_task_id=upstream_task_id, updated_at=int(time.time()))
+                .values(
+                    upstream_task_id=upstream_task_id,
+                    submission=Submission.ACCEPTED,
+                    updated_at=int(time.time()),
+                )
+            )
+
+    async def record_submission_unknown(self, task_id: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.submission == Submission.PENDING)
+                .values(submission=Submission.UNKNOWN, updated_at=int(time.time()))
             )
 
     async def finish(

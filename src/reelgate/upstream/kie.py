@@ -1,0 +1,301 @@
+"""The adaptor for KIE's Market "jobs" API (``kie-market-api.md``).
+
+KIE reports outcomes both in the HTTP status and in a body ``code``; a call succeeded only when
+both say so. Every failure leaves here as a reelgate :class:`~reelgate.errors.UpstreamError` that
+says whose fault it is, with a message that names neither KIE nor its ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+import orjson
+
+from reelgate.domain.catalogue import MODELS
+from reelgate.domain.request import VideoGenerationRequest
+from reelgate.domain.task import TaskState
+from reelgate.errors import InvalidRequest, UpstreamError, UpstreamOutcomeUnknown
+from reelgate.upstream.provider import UpstreamStatus
+
+CHANNEL: Final = "kie"
+CREATE_PATH: Final = "/api/v1/jobs/createTask"
+RECORD_PATH: Final = "/api/v1/jobs/recordInfo"
+CREDIT_PATH: Final = "/api/v1/chat/credit"
+CALLBACK_MAX_SKEW_S: Final = 15 * 60
+"""KIE retries callbacks, so a signature stays acceptable for a while, but not forever."""
+
+_STATES: Final = {
+    "waiting": TaskState.WAITING,
+    "queuing": TaskState.QUEUING,
+    "generating": TaskState.GENERATING,
+    "success": TaskState.SUCCESS,
+    "fail": TaskState.FAIL,
+}
+# Fields that the gateway always sends because the price depends on them; all others are passed
+# through only when the client gave them.
+_PRICED_FIELDS: Final = ("resolution", "aspect_ratio", "duration")
+
+
+@dataclass(frozen=True, slots=True)
+class _Meaning:
+    fault: str
+    code: str
+    message: str
+    retryable: bool
+
+
+# What each KIE body code means for reelgate. None of the operator-side ones is the client's fault.
+_CODES: Final[dict[int, _Meaning]] = {
+    401: _Meaning(
+        "operator", "upstream_auth", "the video provider rejected the gateway's credentials", False
+    ),
+    402: _Meaning(
+        "operator",
+        "upstream_credits",
+        "the gateway's video provider account is out of credit",
+        False,
+    ),
+    404: _Meaning(
+        "upstream", "upstream_not_found", "the video provider does not know this task", False
+    ),
+    408: _Meaning("upstream", "upstream_timeout", "the video provider stopped responding", True),
+    422: _Meaning("request", "upstream_rejected", "the video provider rejected the request", False),
+    429: _Meaning("upstream", "upstream_rate_limited", "the video provider is rate limiting", True),
+    433: _Meaning(
+        "operator", "upstream_quota", "the gateway's video provider key is over its limit", True
+    ),
+    455: _Meaning(
+        "upstream", "upstream_maintenance", "the video provider is under maintenance", True
+    ),
+    500: _Meaning(
+        "upstream", "upstream_server_error", "the video provider had an internal error", True
+    ),
+    501: _Meaning("upstream", "upstream_generation_failed", "the video generation failed", False),
+    505: _Meaning(
+        "operator",
+        "upstream_feature_disabled",
+        "this feature is disabled at the video provider",
+        False,
+    ),
+}
+_UNKNOWN_CODE: Final = _Meaning(
+    "upstream", "upstream_error", "the video provider answered with an unexpected error", True
+)
+
+
+def meaning_of(code: int) -> _Meaning:
+    if code in _CODES:
+        return _CODES[code]
+    return _CODES[500] if code >= 500 else _UNKNOWN_CODE
+
+
+def _error(meaning: _Meaning) -> UpstreamError:
+    return UpstreamError(
+        meaning.message, fault=meaning.fault, code=meaning.code, retryable=meaning.retryable
+    )
+
+
+def create_body(request: VideoGenerationRequest, callback_url: str | None) -> dict[str, Any]:
+    """The createTask body: the upstream model, and only the fields the client gave (plus the
+    priced ones, so that what is made is what was billed)."""
+    given = request.model_dump(exclude_none=True, exclude_unset=True)
+    accepted = request.as_accepted()
+    fields = {
+        name: value
+        for name, value in accepted.items()
+        if name not in ("model", "callBackUrl") and (name in given or name in _PRICED_FIELDS)
+    }
+    body: dict[str, Any] = {"model": MODELS[request.model].upstream_id, "input": fields}
+    if callback_url is not None:
+        body["callBackUrl"] = callback_url
+    return body
+
+
+def _json_field(value: object) -> dict[str, Any]:
+    """KIE string-encodes nested JSON (``param``, ``resultJson``); accept it either way."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            decoded = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return {}
+        return decoded if isinstance(decoded, dict) else {}
+    return {}
+
+
+def parse_record(data: Mapping[str, Any]) -> UpstreamStatus:
+    """A recordInfo ``data`` object (callbacks carry the same) as an UpstreamStatus."""
+    task_id = data.get("taskId") or data.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise UpstreamError(
+            "the video provider sent a task without an id", code="upstream_bad_answer"
+        )
+    raw_state = data.get("state")
+    state = _STATES.get(raw_state) if isinstance(raw_state, str) else None
+    urls = _json_field(data.get("resultJson")).get("resultUrls")
+    result_urls = (
+        tuple(url for url in urls if isinstance(url, str)) if isinstance(urls, list) else ()
+    )
+    if state is TaskState.SUCCESS and not result_urls:
+        # A success without a video is not one reelgate can hand back: keep asking.
+        state = None
+    fail_code = data.get("failCode")
+    fail_message = data.get("failMsg")
+    return UpstreamStatus(
+        upstream_task_id=task_id,
+        state=state,
+        result_urls=result_urls,
+        fail_code=str(fail_code) if fail_code not in (None, "") else None,
+        fail_message=str(fail_message) if fail_message not in (None, "") else None,
+    )
+
+
+def callback_signature(hmac_key: str, task_id: str, timestamp: str) -> str:
+    digest = hmac.new(hmac_key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256)
+    return base64.b64encode(digest.digest()).decode()
+
+
+class KieProvider:
+    """Creates Seedance tasks at KIE and reads them back."""
+
+    channel = CHANNEL
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        hmac_key: str | None = None,
+        connect_timeout_s: float = 5.0,
+        timeout_s: float = 20.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.hmac_key = hmac_key
+        self.client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"authorization": f"Bearer {api_key}"},
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def submit(self, request: VideoGenerationRequest, callback_url: str | None) -> str:
+        body = create_body(request, callback_url)
+        try:
+            response = await self.client.post(CREATE_PATH, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing reached KIE: nothing was created.
+            raise UpstreamError(
+                "the video provider could not be reached",
+                code="upstream_unreachable",
+                retryable=True,
+            ) from exc
+        except httpx.HTTPError as exc:
+            # The request may have arrived and the task may exist: never send it again blindly.
+            raise UpstreamOutcomeUnknown(
+                "the video provider did not answer in time; the task may still have been created",
+                code="upstream_outcome_unknown",
+            ) from exc
+        data = self._data(response)
+        task_id = data.get("taskId") if isinstance(data, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise UpstreamOutcomeUnknown(
+                "the video provider accepted the task without saying its id",
+                code="upstream_outcome_unknown",
+            )
+        return task_id
+
+    async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
+        try:
+            response = await self.client.get(RECORD_PATH, params={"taskId": upstream_task_id})
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                "the video provider could not be reached",
+                code="upstream_unreachable",
+                retryable=True,
+            ) from exc
+        data = self._data(response)
+        if not isinstance(data, dict):
+            raise UpstreamError(
+                "the video provider sent an unreadable answer",
+                code="upstream_bad_answer",
+                retryable=True,
+            )
+        return parse_record(data)
+
+    async def credits(self) -> float:
+        """The operator's remaining KIE credits."""
+        try:
+            response = await self.client.get(CREDIT_PATH)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                "the video provider could not be reached",
+                code="upstream_unreachable",
+                retryable=True,
+            ) from exc
+        data = self._data(response)
+        if not isinstance(data, int | float) or isinstance(data, bool):
+            raise UpstreamError(
+                "the video provider sent an unreadable answer",
+                code="upstream_bad_answer",
+                retryable=True,
+            )
+        return float(data)
+
+    def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("body", "the callback body must be JSON") from None
+        if not isinstance(payload, dict):
+            raise InvalidRequest("body", "the callback body must be a JSON object")
+        nested = payload.get("data")
+        data: dict[str, Any] = nested if isinstance(nested, dict) else {}
+        if "taskId" not in data and "task_id" not in data and "taskId" in payload:
+            data = {**data, "taskId": payload["taskId"]}
+        status = parse_record(data)
+        if self.hmac_key is not None:
+            self._verify(headers, status.upstream_task_id)
+        return status
+
+    def _verify(self, headers: Mapping[str, str], task_id: str) -> None:
+        lowered = {name.lower(): value for name, value in headers.items()}
+        timestamp = lowered.get("x-webhook-timestamp", "")
+        signature = lowered.get("x-webhook-signature", "")
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > CALLBACK_MAX_SKEW_S:
+            raise InvalidRequest("X-Webhook-Timestamp", "missing or stale callback timestamp")
+        expected = callback_signature(self.hmac_key or "", task_id, timestamp)
+        if not hmac.compare_digest(expected, signature):
+            raise InvalidRequest("X-Webhook-Signature", "the callback signature does not match")
+
+    @staticmethod
+    def _data(response: httpx.Response) -> object:
+        """The ``data`` of a successful answer; any failure, by status or by body code, raised."""
+        try:
+            envelope = response.json()
+        except ValueError:
+            envelope = None
+        code = envelope.get("code") if isinstance(envelope, dict) else None
+        if isinstance(code, int) and not isinstance(code, bool) and code != 200:
+            raise _error(meaning_of(code))
+        if response.status_code != 200:
+            raise _error(meaning_of(response.status_code))
+        if code != 200:
+            raise UpstreamError(
+                "the video provider sent an unreadable answer",
+                code="upstream_bad_answer",
+                retryable=True,
+            )
+        assert isinstance(envelope, dict)
+        return envelope.get("data")
