@@ -95,9 +95,14 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
             schema = get_openapi(
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(
-                public.request_schema_components()
-            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(public.request_schema_components())
+            # Invalid input is answered 400 with reelgate's error body, never FastAPI's 422.
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
             app.openapi_schema = schema
         return app.openapi_schema
 

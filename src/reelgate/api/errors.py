@@ -66,13 +66,15 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error_response(404, "not_found", "not_found_error", "not_found", "no such route")
     if exc.status_code == 405:
-        return error_response(
+        response = error_response(
             405,
             "method_not_allowed",
             "invalid_request_error",
             "method_not_allowed",
             "this method is not allowed on this route",
         )
+        response.headers.update(exc.headers or {})
+        return response
     return error_response(exc.status_code, "error", "api_error", "http_error", str(exc.detail))
 
 

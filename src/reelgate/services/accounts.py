@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Final
 
 from reelgate.domain.money import usd_to_micro
-from reelgate.errors import InvalidRequest
+from reelgate.errors import InvalidRequest, NotFound
 from reelgate.store.accounts import Account, AccountStore, ApiKey
 from reelgate.store.audit import audit
 from reelgate.store.database import Database
@@ -48,6 +48,13 @@ def _amount(field: str, usd: Decimal | str) -> int:
     return micro
 
 
+def _existing(name: str) -> str:
+    """A name no account can have names no account: answered without asking the database."""
+    if not _ACCOUNT_NAME.fullmatch(name):
+        raise NotFound(f"no account named {name[:200]!r}")
+    return name
+
+
 class AccountService:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -63,18 +70,20 @@ class AccountService:
         return await self.store.create(name, _amount("credit_usd", credit_usd))
 
     async def credit(self, name: str, usd: Decimal | str, note: str | None = None) -> Account:
+        if note is not None and "\x00" in note:
+            raise InvalidRequest("note", "note must be text without NUL characters")
         amount = _amount("usd", usd)
         if amount == 0:
             raise InvalidRequest("usd", "usd must be more than zero")
-        return await self.store.credit(name, amount, note)
+        return await self.store.credit(_existing(name), amount, note)
 
     async def show(self, name: str) -> AccountView:
-        account = await self.store.get(name)
+        account = await self.store.get(_existing(name))
         return AccountView(account, await self.store.keys(account.id))
 
     async def create_key(self, account_name: str) -> IssuedKey:
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = await self.store.add_key(account_name, hash_secret(secret), secret[:10])
+        key = await self.store.add_key(_existing(account_name), hash_secret(secret), secret[:10])
         return IssuedKey(key, secret)
 
     async def revoke_key(self, key_id: str) -> ApiKey:

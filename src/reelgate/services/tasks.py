@@ -6,12 +6,13 @@ import logging
 
 from reelgate.config import Settings
 from reelgate.domain.catalogue import MODELS
+from reelgate.domain.ids import is_id, new_id
 from reelgate.domain.money import margin_to_ppm
 from reelgate.domain.pricing import PriceBook
 from reelgate.domain.request import parse_request
 from reelgate.domain.task import TaskState
 from reelgate.errors import NotFound, UpstreamError, UpstreamOutcomeUnknown
-from reelgate.store.accounts import ApiKey, new_id
+from reelgate.store.accounts import ApiKey
 from reelgate.store.database import Database
 from reelgate.store.tasks import NewTask, TaskRecord, TaskStore
 from reelgate.upstream.provider import Provider
@@ -74,10 +75,8 @@ class TaskService:
 
     async def get(self, account_id: str, task_id: str) -> TaskRecord:
         """The task, when it belongs to the account; another account's task does not exist."""
-        try:
+        if is_id("task", task_id):
             record = await self.store.get(task_id)
-        except NotFound:
-            record = None
-        if record is None or record.account_id != account_id:
-            raise NotFound(f"no task {task_id!r}")
-        return record
+            if record is not None and record.account_id == account_id:
+                return record
+        raise NotFound(f"no task {task_id[:100]!r}")

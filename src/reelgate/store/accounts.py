@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from ulid import ULID
 
+from reelgate.domain.ids import is_id, new_id
 from reelgate.domain.task import LedgerKind
 from reelgate.errors import Conflict, NotFound
 from reelgate.store import changes
@@ -41,11 +41,6 @@ class ApiKey:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
-
-
-def new_id(prefix: str) -> str:
-    """A sortable, unguessable id: ULIDs carry 80 random bits after their timestamp."""
-    return f"{prefix}_{ULID()}"
 
 
 async def _account_by_name(conn: AsyncConnection, name: str) -> Account:
@@ -132,6 +127,8 @@ class AccountStore:
         return ApiKey(key.id, account.id, prefix, key.created_at, None)
 
     async def revoke_key(self, key_id: str) -> ApiKey:
+        if not is_id("key", key_id):
+            raise NotFound(f"no API key with id {key_id[:100]!r}")
         async with self.db.write() as conn:
             row = (
                 await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.domain.pricing import Quote
 from reelgate.domain.task import FINAL_STATES, BillingStatus, LedgerKind, Submission, TaskState
-from reelgate.errors import InsufficientBalance, NotFound
+from reelgate.errors import InsufficientBalance
 from reelgate.store import changes
 from reelgate.store.database import Database
 from reelgate.store.schema import accounts, ledger, tasks
@@ -151,12 +151,9 @@ class TaskStore:
         assert record is not None
         return record
 
-    async def get(self, task_id: str) -> TaskRecord:
+    async def get(self, task_id: str) -> TaskRecord | None:
         async with self.db.read() as conn:
-            record = await _get(conn, task_id)
-        if record is None:
-            raise NotFound(f"no task {task_id!r}")
-        return record
+            return await _get(conn, task_id)
 
     async def record_upstream_id(self, task_id: str, upstream_task_id: str) -> None:
         async with self.db.write() as conn:

@@ -1,0 +1,22 @@
+"""Identifiers reelgate hands out: a prefix and a ULID (a timestamp and 80 random bits)."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from ulid import ULID
+
+_ULID: Final = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+
+
+def new_id(prefix: str) -> str:
+    """A sortable, unguessable id such as ``task_01JD7Z...``."""
+    return f"{prefix}_{ULID()}"
+
+
+def is_id(prefix: str, value: str) -> bool:
+    """Whether ``value`` could be an id reelgate made; anything else cannot name a row, so it is
+    answered without asking the database."""
+    head, sep, tail = value.partition("_")
+    return head == prefix and sep == "_" and _ULID.fullmatch(tail) is not None

@@ -1,0 +1,334 @@
+"""The OpenAPI document describes what is actually served: its paths, its response schemas (checked
+against real answers with jsonschema) and the create body the gateway accepts."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import httpx
+import pytest
+from jsonschema import Draft202012Validator
+
+from reelgate.domain.catalogue import ASPECT_RATIOS, MODELS, RESOLUTIONS
+from reelgate.domain.request import VideoGenerationRequest
+from tests.conftest import RunningGateway
+from tests.integration.api_helpers import (
+    CREATE_PATHS,
+    JSON_HEADERS,
+    VALID_REQUEST,
+    create_task,
+    issue_key,
+)
+
+PUBLIC_OPERATIONS: Final = {
+    ("/v1/videos/generations", "post"),
+    ("/v1/video/generations", "post"),
+    ("/v1/tasks/{task_id}", "get"),
+    ("/v1/models", "get"),
+    ("/v1/models/{model_id}", "get"),
+}
+ADMIN_OPERATIONS: Final = {
+    ("/admin/accounts", "post"),
+    ("/admin/accounts/{name}", "get"),
+    ("/admin/accounts/{name}/credits", "post"),
+    ("/admin/accounts/{name}/keys", "post"),
+    ("/admin/keys/{key_id}/revoke", "post"),
+    ("/admin/audit", "get"),
+}
+HTTP_METHODS: Final = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+async def _openapi(gateway: RunningGateway) -> dict[str, Any]:
+    async with gateway.client() as client:
+        served = await client.get("/openapi.json")
+    assert served.status_code == 200, served.text
+    document: dict[str, Any] = served.json()
+    assert document["openapi"].startswith("3.1."), document["openapi"]
+    return document
+
+
+def _operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+
+def _closed(node: Any) -> Any:
+    """The schema with every object that lists its properties closed to others, so that a served
+    body carrying an undocumented field fails validation."""
+    if isinstance(node, dict):
+        closed = {key: _closed(value) for key, value in node.items()}
+        if isinstance(closed.get("properties"), dict) and "additionalProperties" not in closed:
+            closed["additionalProperties"] = False
+        return closed
+    if isinstance(node, list):
+        return [_closed(item) for item in node]
+    return node
+
+
+def _validator(document: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
+    """A validator for ``schema`` whose ``#/components/...`` references resolve in ``document``."""
+    root = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **_closed(schema),
+        "components": _closed(document["components"]),
+    }
+    Draft202012Validator.check_schema(root)
+    return Draft202012Validator(root)
+
+
+def _response_validator(
+    document: dict[str, Any], path: str, method: str, status: int
+) -> Draft202012Validator:
+    responses = document["paths"][path][method]["responses"]
+    assert str(status) in responses, f"{method.upper()} {path} does not document {status}"
+    schema = responses[str(status)]["content"]["application/json"]["schema"]
+    return _validator(document, schema)
+
+
+def _assert_served_as_documented(
+    document: dict[str, Any], path: str, method: str, answer: httpx.Response, status: int
+) -> None:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    validator = _response_validator(document, path, method, status)
+    errors = [error.message for error in validator.iter_errors(answer.json())]
+    assert not errors, f"{method.upper()} {path} {status}: {errors}"
+
+
+async def test_openapi_lists_the_public_and_admin_operations(gateway: RunningGateway) -> None:
+    operations = _operations(await _openapi(gateway))
+    assert operations >= PUBLIC_OPERATIONS
+    assert operations >= ADMIN_OPERATIONS
+    assert {path for path, _ in operations if path.startswith("/v1/")} == {
+        path for path, _ in PUBLIC_OPERATIONS
+    }
+
+
+async def test_openapi_declares_bearer_auth_except_on_the_public_catalogue(
+    gateway: RunningGateway,
+) -> None:
+    document = await _openapi(gateway)
+    schemes = document["components"]["securitySchemes"]
+    for path, method in PUBLIC_OPERATIONS | ADMIN_OPERATIONS:
+        security = document["paths"][path][method].get("security", [])
+        if path.startswith("/v1/models"):
+            assert security == [], (path, security)
+            continue
+        assert len(security) == 1, (path, security)
+        (name,) = security[0]
+        assert schemes[name]["type"] == "http"
+        assert schemes[name]["scheme"].lower() == "bearer"
+
+
+async def test_response_validator_refuses_bodies_that_differ_from_the_schema(
+    gateway: RunningGateway,
+) -> None:
+    document = await _openapi(gateway)
+    error_body = {"error": "e", "message": "m", "type": "t", "code": "c", "param": None}
+    validator = _response_validator(document, "/v1/tasks/{task_id}", "get", 404)
+    assert validator.is_valid(error_body)
+    assert not validator.is_valid({**error_body, "extra": 1})
+    assert not validator.is_valid({k: v for k, v in error_body.items() if k != "param"})
+    assert not validator.is_valid({**error_body, "message": 5})
+    task_validator = _response_validator(document, "/v1/tasks/{task_id}", "get", 200)
+    assert not task_validator.is_valid({})
+
+
+async def test_served_success_bodies_validate_against_the_documented_schemas(
+    gateway: RunningGateway, api_key: str
+) -> None:
+    document = await _openapi(gateway)
+    async with gateway.client(api_key) as client:
+        poll_url = ""
+        for path in CREATE_PATHS:
+            created = await client.post(path, json=VALID_REQUEST)
+            _assert_served_as_documented(document, path, "post", created, 202)
+            poll_url = created.json()["poll_url"]
+        for _ in range(2):  # from the database, then from memory
+            polled = await client.get(poll_url)
+            _assert_served_as_documented(document, "/v1/tasks/{task_id}", "get", polled, 200)
+        listed = await client.get("/v1/models")
+        _assert_served_as_documented(document, "/v1/models", "get", listed, 200)
+        for model in MODELS:
+            card = await client.get(f"/v1/models/{model}")
+            _assert_served_as_documented(document, "/v1/models/{model_id}", "get", card, 200)
+
+
+async def test_served_error_bodies_validate_against_the_documented_schemas(
+    gateway: RunningGateway, api_key: str
+) -> None:
+    document = await _openapi(gateway)
+    poor = (await issue_key(gateway, "poor", "0.01"))["key"]
+    create = CREATE_PATHS[0]
+    async with gateway.client(api_key) as client:
+        task = await create_task(client)
+        invalid = await client.post(create, json={**VALID_REQUEST, "duration": 99})
+        _assert_served_as_documented(document, create, "post", invalid, 400)
+        not_json = await client.post(create, content=b"{", headers=JSON_HEADERS)
+        _assert_served_as_documented(document, create, "post", not_json, 400)
+        unknown_task = await client.get("/v1/tasks/task_" + "0" * 26)
+        _assert_served_as_documented(document, "/v1/tasks/{task_id}", "get", unknown_task, 404)
+        unknown_model = await client.get("/v1/models/seedance-9")
+        _assert_served_as_documented(document, "/v1/models/{model_id}", "get", unknown_model, 404)
+        too_large = await client.post(
+            create, content=b" " * (gateway.settings.max_body_bytes + 1), headers=JSON_HEADERS
+        )
+        _assert_served_as_documented(document, create, "post", too_large, 413)
+    async with gateway.client() as anonymous:
+        no_key = await anonymous.post(create, json=VALID_REQUEST)
+        _assert_served_as_documented(document, create, "post", no_key, 401)
+        no_key_poll = await anonymous.get(task["poll_url"])
+        _assert_served_as_documented(document, "/v1/tasks/{task_id}", "get", no_key_poll, 401)
+    async with gateway.client(poor) as client:
+        short = await client.post(create, json=VALID_REQUEST)
+        _assert_served_as_documented(document, create, "post", short, 402)
+
+
+async def test_served_admin_bodies_validate_against_the_documented_schemas(
+    gateway: RunningGateway,
+) -> None:
+    document = await _openapi(gateway)
+    async with gateway.admin() as admin:
+        account = await admin.post("/admin/accounts", json={"name": "dave", "credit_usd": "5"})
+        _assert_served_as_documented(document, "/admin/accounts", "post", account, 201)
+        shown = await admin.get("/admin/accounts/dave")
+        _assert_served_as_documented(document, "/admin/accounts/{name}", "get", shown, 200)
+        credited = await admin.post("/admin/accounts/dave/credits", json={"usd": "1.5"})
+        _assert_served_as_documented(
+            document, "/admin/accounts/{name}/credits", "post", credited, 200
+        )
+        issued = await admin.post("/admin/accounts/dave/keys")
+        _assert_served_as_documented(document, "/admin/accounts/{name}/keys", "post", issued, 201)
+        revoked = await admin.post(f"/admin/keys/{issued.json()['id']}/revoke")
+        _assert_served_as_documented(document, "/admin/keys/{key_id}/revoke", "post", revoked, 200)
+        audit = await admin.get("/admin/audit")
+        _assert_served_as_documented(document, "/admin/audit", "get", audit, 200)
+        missing = await admin.get("/admin/accounts/nobody")
+        _assert_served_as_documented(document, "/admin/accounts/{name}", "get", missing, 404)
+        bad = await admin.post("/admin/accounts", json={"name": 5})
+        _assert_served_as_documented(document, "/admin/accounts", "post", bad, 400)
+
+
+def _create_body_schema(document: dict[str, Any], path: str) -> dict[str, Any]:
+    body = document["paths"][path]["post"]["requestBody"]
+    assert body["required"] is True
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    prefix = "#/components/schemas/"
+    assert ref.startswith(prefix)
+    schema: dict[str, Any] = document["components"]["schemas"][ref[len(prefix) :]]
+    return schema
+
+
+def _types(prop: dict[str, Any]) -> set[str]:
+    options = prop.get("anyOf", [prop])
+    return {option["type"] for option in options if "type" in option}
+
+
+async def test_create_request_schema_has_exactly_the_accepted_fields(
+    gateway: RunningGateway,
+) -> None:
+    document = await _openapi(gateway)
+    schemas = [_create_body_schema(document, path) for path in CREATE_PATHS]
+    assert schemas[0] == schemas[1]
+    schema = schemas[0]
+    accepted = VideoGenerationRequest.model_fields
+    assert set(schema["properties"]) == set(accepted)
+    assert (
+        set(schema["required"])
+        == {name for name, info in accepted.items() if info.is_required()}
+        == {"model", "prompt"}
+    )
+    assert schema["additionalProperties"] is False
+    props = schema["properties"]
+    assert props["model"]["enum"] == list(MODELS)
+    assert props["resolution"]["enum"] == list(RESOLUTIONS)
+    assert props["resolution"]["default"] == "720p"
+    assert props["aspect_ratio"]["enum"] == list(ASPECT_RATIOS)
+    assert props["aspect_ratio"]["default"] == "16:9"
+    assert props["duration"]["type"] == "integer"
+    assert (props["duration"]["minimum"], props["duration"]["maximum"]) == (4, 15)
+    assert props["duration"]["default"] == 5
+    assert (props["prompt"]["minLength"], props["prompt"]["maxLength"]) == (3, 20_000)
+    for name, most in (
+        ("reference_image_urls", 9),
+        ("reference_video_urls", 3),
+        ("reference_audio_urls", 3),
+    ):
+        (array,) = [option for option in props[name]["anyOf"] if option.get("type") == "array"]
+        assert array["maxItems"] == most
+        assert array["items"]["type"] == "string"
+    for name in ("return_last_frame", "generate_audio", "web_search", "nsfw_checker"):
+        assert _types(props[name]) - {"null"} == {"boolean"}, name
+    for name in ("first_frame_url", "last_frame_url", "callBackUrl"):
+        assert _types(props[name]) - {"null"} == {"string"}, name
+
+
+SPEC_EXAMPLES: Final[list[dict[str, Any]]] = [
+    VALID_REQUEST,
+    {
+        "model": "seedance-2",
+        "prompt": "Animate a product reveal from the first frame into the final packaging frame.",
+        "first_frame_url": "https://example.com/first.png",
+        "last_frame_url": "https://example.com/last.png",
+        "resolution": "1080p",
+        "aspect_ratio": "16:9",
+        "duration": 8,
+    },
+    {
+        "model": "seedance-2-fast",
+        "prompt": "Use the references to create a fast, polished launch video.",
+        "reference_image_urls": ["https://example.com/style.png"],
+        "reference_video_urls": ["https://example.com/motion.mp4"],
+        "reference_audio_urls": ["https://example.com/music.mp3"],
+        "resolution": "720p",
+        "aspect_ratio": "9:16",
+        "duration": 10,
+        "web_search": False,
+        "nsfw_checker": False,
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "valid"),
+    [
+        *[(example, True) for example in SPEC_EXAMPLES],
+        ({**VALID_REQUEST, "callbackUrl": "https://example.com/cb"}, False),
+        ({**VALID_REQUEST, "duration": "5"}, False),
+        ({**VALID_REQUEST, "duration": 16}, False),
+        ({**VALID_REQUEST, "resolution": "4k"}, False),
+        ({"prompt": "A red fox"}, False),
+    ],
+    ids=["text", "frames", "references", "unknown", "string-duration", "long", "4k", "no-model"],
+)
+async def test_create_request_schema_agrees_with_the_gateway(
+    gateway: RunningGateway, api_key: str, body: dict[str, Any], valid: bool
+) -> None:
+    document = await _openapi(gateway)
+    validator = _validator(document, _create_body_schema(document, CREATE_PATHS[0]))
+    assert validator.is_valid(body) is valid
+    async with gateway.client(api_key) as client:
+        answer = await client.post(CREATE_PATHS[0], json=body)
+    assert answer.status_code == (202 if valid else 400), answer.text
+
+
+async def test_openapi_documents_no_422_since_invalid_input_is_answered_400(
+    gateway: RunningGateway,
+) -> None:
+    # The gateway answers invalid input 400 with its error body (here an admin body FastAPI
+    # validates); FastAPI's 422 HTTPValidationError never leaves it, so no operation may
+    # document it.
+    async with gateway.admin() as admin:
+        assert (await admin.post("/admin/accounts", json={"name": 5})).status_code == 400
+    document = await _openapi(gateway)
+    documented_422 = sorted(
+        f"{method.upper()} {path}"
+        for path, method in _operations(document)
+        if "422" in document["paths"][path][method]["responses"]
+    )
+    assert not documented_422, documented_422
+    assert "HTTPValidationError" not in document["components"]["schemas"]
