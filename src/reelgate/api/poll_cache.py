@@ -3,7 +3,9 @@
 Entries are dropped when the change feed says their row changed, in this process or another.
 A reader that loads a row from the database takes a ticket first and stores its result only
 if no change to that entry arrived in the meantime; otherwise an old row read just before a
-change could overwrite the fresh state and stay cached.
+change could overwrite the fresh state and stay cached. Concurrent readers of one entry share
+its ticket: if each took a new one, a steady stream of misses would keep invalidating the one
+before and the entry would never be stored.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ class FreshCache(Generic[V]):
 
     def ticket(self, ref: str) -> Ticket:
         """Taken before reading ``ref`` from the database."""
-        ticket = self._tickets[ref] = Ticket()
+        ticket = self._tickets.get(ref)
+        if ticket is None:
+            ticket = self._tickets[ref] = Ticket()
         return ticket
 
     def fill(self, ref: str, value: V, ticket: Ticket) -> None:

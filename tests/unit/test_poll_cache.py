@@ -1,0 +1,50 @@
+"""The poll cache never keeps a value read before a change, and fills under steady misses."""
+
+from __future__ import annotations
+
+from reelgate.api.poll_cache import FreshCache, PollCache
+from reelgate.store import changes
+
+
+def test_a_value_read_before_a_change_is_not_kept() -> None:
+    cache: FreshCache[str] = FreshCache(10)
+    ticket = cache.ticket("task_1")
+    cache.drop("task_1")  # the change arrives while the old row is being read
+    cache.fill("task_1", "old state", ticket)
+    assert cache.get("task_1") is None
+
+
+def test_overlapping_readers_of_one_entry_still_fill_it() -> None:
+    cache: FreshCache[str] = FreshCache(10)
+    first = cache.ticket("task_1")
+    second = cache.ticket("task_1")  # a second miss before the first read returns
+    cache.fill("task_1", "state", first)
+    cache.fill("task_1", "state", second)
+    assert cache.get("task_1") == "state"
+
+
+def test_a_reader_after_the_change_fills_the_fresh_value() -> None:
+    cache: FreshCache[str] = FreshCache(10)
+    stale = cache.ticket("task_1")
+    cache.drop("task_1")
+    fresh = cache.ticket("task_1")
+    cache.fill("task_1", "stale", stale)
+    cache.fill("task_1", "fresh", fresh)
+    assert cache.get("task_1") == "fresh"
+
+
+def test_a_zero_size_cache_keeps_nothing() -> None:
+    cache: FreshCache[str] = FreshCache(0)
+    cache.fill("task_1", "state", cache.ticket("task_1"))
+    assert cache.get("task_1") is None
+
+
+def test_changes_drop_their_entries_and_a_resync_drops_all() -> None:
+    cache = PollCache(key_size=10, task_size=10)
+    cache.tasks.fill("task_1", ("acct", b"{}"), cache.tasks.ticket("task_1"))
+    cache.tasks.fill("task_2", ("acct", b"{}"), cache.tasks.ticket("task_2"))
+    cache.apply((changes.TASK, "task_1"))
+    assert cache.tasks.get("task_1") is None
+    assert cache.tasks.get("task_2") is not None
+    cache.apply(changes.RESYNC)
+    assert cache.tasks.get("task_2") is None
