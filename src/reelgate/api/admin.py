@@ -60,7 +60,10 @@ async def create_key(gw: Admin, name: str) -> Response:
 
 @router.post("/keys/{key_id}/revoke", response_model=schemas.KeyOut)
 async def revoke_key(gw: Admin, key_id: str) -> Response:
-    return json_response(resources.key_out(await gw.accounts.revoke_key(key_id)))
+    key = await gw.accounts.revoke_key(key_id)
+    # Other processes learn of it from the change feed; this one refuses the key from now on.
+    gw.cache.keys.clear()
+    return json_response(resources.key_out(key))
 
 
 @router.get("/audit", response_model=schemas.AuditOut)

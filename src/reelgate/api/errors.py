@@ -56,8 +56,9 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     # Only the admin API and path parameters reach FastAPI's own validation.
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "path", "query")]
-    param = ".".join(loc) or "body"
+    # The location is (body|path|query, field, union members, indexes...): name the field.
+    loc = first.get("loc", ())
+    param = str(loc[1]) if len(loc) > 1 else "body"
     return _from_reelgate(errors.InvalidRequest(param, f"{param}: {first.get('msg', 'invalid')}"))
 
 

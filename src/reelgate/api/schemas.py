@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 
 class _Out(BaseModel):
@@ -109,12 +109,14 @@ class ModelList(_Out):
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    credit_usd: str | int = Field(default="0", description='Opening credit in USD, e.g. "25.50".')
+    credit_usd: StrictStr | StrictInt = Field(
+        default="0", description='Opening credit in USD, e.g. "25.50".'
+    )
 
 
 class Credit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    usd: str | int = Field(description='USD to add, e.g. "10" or "0.25".')
+    usd: StrictStr | StrictInt = Field(description='USD to add, e.g. "10" or "0.25".')
     note: str | None = Field(default=None, max_length=500)
 
 

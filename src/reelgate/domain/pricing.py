@@ -13,7 +13,7 @@ from reelgate.domain.money import MICRO_PER_UNIT, divide_half_up, usd_to_micro
 KIE_CREDIT_USD: Final = Decimal("0.005")
 
 # KIE's credits per generated second, by (model, resolution, video input): its cost to the operator.
-_KIE_CREDITS_PER_SECOND: Final[dict[tuple[str, Resolution, bool], Decimal]] = {
+KIE_CREDITS_PER_SECOND: Final[dict[tuple[str, Resolution, bool], Decimal]] = {
     ("seedance-2", "480p", False): Decimal("19"),
     ("seedance-2", "480p", True): Decimal("11.5"),
     ("seedance-2", "720p", False): Decimal("41"),
@@ -72,8 +72,7 @@ class PriceBook:
                 for video_input in (False, True):
                     tid = tier_id(resolution, video_input)
                     default = usd_to_micro(
-                        _KIE_CREDITS_PER_SECOND[(model.id, resolution, video_input)]
-                        * KIE_CREDIT_USD
+                        KIE_CREDITS_PER_SECOND[(model.id, resolution, video_input)] * KIE_CREDIT_USD
                     )
                     price = model_overrides.pop(tid, default)
                     tiers.append(Tier(tid, resolution, video_input, price))

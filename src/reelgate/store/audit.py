@@ -56,7 +56,10 @@ async def audit(db: Database) -> list[str]:
                 accounts.outerjoin(per_account, per_account.c.account_id == accounts.c.id)
             )
         )
-        for name, balance, reserved, credits, reserves, commits, releases in account_rows:
+        for row in account_rows:
+            # PostgreSQL sums bigints as numeric: back to plain integers before comparing.
+            name = row[0]
+            balance, reserved, credits, reserves, commits, releases = (int(v) for v in row[1:])
             if balance != credits - commits:
                 violations.append(
                     f"account {name!r}: balance {balance} != credits {credits} - commits {commits}"
@@ -79,17 +82,9 @@ async def audit(db: Database) -> list[str]:
                 sa.func.coalesce(per_task.c.settled, 0),
             ).select_from(tasks.outerjoin(per_task, per_task.c.task_id == tasks.c.id))
         )
-        for (
-            task_id,
-            state,
-            billing,
-            cost,
-            reserves,
-            commits,
-            releases,
-            reserved,
-            settled,
-        ) in task_rows:
+        for task_row in task_rows:
+            task_id, state, billing = task_row[0], task_row[1], task_row[2]
+            cost, reserves, commits, releases, reserved, settled = (int(v) for v in task_row[3:])
             where = f"task {task_id} ({state}, {billing})"
             if reserves != 1 or reserved != cost:
                 violations.append(

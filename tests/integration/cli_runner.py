@@ -1,0 +1,70 @@
+"""Running the real ``reelgate`` command line as a subprocess, and reading the database behind
+the gateway's back: what the billing and admin tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+# The console script installed beside the interpreter running the tests (.venv/bin/reelgate).
+REELGATE: Final = Path(sys.executable).with_name("reelgate")
+CLI_TIMEOUT_S: Final = 60.0
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def cli_env(database_url: str) -> dict[str, str]:
+    """The test process's environment without any REELGATE_* setting but the database."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("REELGATE_")}
+    env["REELGATE_DATABASE_URL"] = database_url
+    return env
+
+
+async def run_cli(database_url: str, *args: str, cwd: Path | None = None) -> CliResult:
+    """Run ``reelgate ARGS`` against the database; killed if it outlasts CLI_TIMEOUT_S."""
+    assert REELGATE.exists(), f"the reelgate console script is not installed at {REELGATE}"
+    proc = await asyncio.create_subprocess_exec(
+        str(REELGATE),
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=cli_env(database_url),
+        cwd=cwd,
+    )
+    try:
+        async with asyncio.timeout(CLI_TIMEOUT_S):
+            stdout, stderr = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return CliResult(proc.returncode, stdout.decode(), stderr.decode())
+
+
+async def sql(
+    database_url: str, statement: str, params: Mapping[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """Run one SQL statement in its own committed transaction, outside the gateway's code;
+    returns the rows it produced (none for a statement that returns nothing)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(sa.text(statement), dict(params or {}))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
