@@ -90,6 +90,10 @@ def serve(
     from reelgate.api.app import create_app
 
     settings = _settings()
+    # The embedded sandbox is reached at the gateway's own address, so it must be the real one.
+    settings = settings.model_copy(
+        update={"host": host or settings.host, "port": port or settings.port}
+    )
     token = _run(lambda db: ensure_admin_token(db, settings))
     if token:
         typer.echo(
@@ -98,13 +102,31 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
+        host=settings.host,
+        port=settings.port,
         access_log=access_log,
         log_level="info",
         loop="uvloop",
         http="httptools",
     )
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+) -> None:
+    """Run the KIE-compatible sandbox alone (timings and faults from REELGATE_SANDBOX_*)."""
+    import uvicorn
+
+    from reelgate.upstream.sandbox import SandboxSettings, create_sandbox_app
+
+    try:
+        settings = SandboxSettings()
+    except ValidationError as exc:
+        typer.echo(f"error: invalid REELGATE_SANDBOX_* setting:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(create_sandbox_app(settings), host=host, port=port, log_level="info")
 
 
 @app.command()

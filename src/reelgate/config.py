@@ -34,9 +34,6 @@ class Settings(BaseSettings):
 
     recommended_poll_interval_ms: int = Field(default=5000, ge=100)
 
-    channel: str = "kie"
-    """The upstream channel new tasks are created on; its margin applies to their price."""
-
     channel_margins: dict[str, Decimal] = Field(default_factory=lambda: {"kie": Decimal(1)})
     """Multiplier on the per-second tier price, per channel (1.25 = 25 % over cost)."""
 

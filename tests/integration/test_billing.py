@@ -194,6 +194,9 @@ class RefusingProvider:
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
         raise AssertionError("a refused task gets no callbacks")
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
 
 @dataclass
 class AcceptingProvider:
@@ -213,6 +216,9 @@ class AcceptingProvider:
 
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
         raise AssertionError("no callbacks in this test")
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
 
 REFUSALS: Final = [

@@ -195,6 +195,9 @@ class RecordingProvider:
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
         raise NotImplementedError("no callbacks in this test")
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
 
 async def test_upstream_task_id_never_appears_in_any_response(
     start_gateway: GatewayFactory,

@@ -24,6 +24,7 @@ from reelgate.services.tasks import TaskService
 from reelgate.store import changes, meta
 from reelgate.store.database import Database
 from reelgate.upstream.provider import Provider
+from reelgate.upstream.wiring import EMBEDDED_SANDBOX_PATH, build_upstream
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ async def _follow_changes(gateway: Gateway) -> None:
             await asyncio.sleep(1)
 
 
-def _build_gateway(settings: Settings, db: Database, provider: Provider | None) -> Gateway:
+def _build_gateway(settings: Settings, db: Database, provider: Provider) -> Gateway:
     prices = PriceBook(settings.prices)
     tasks = TaskService(db, settings, prices, provider)
     catalogue = resources.model_list(prices, tasks.margin_ppm)
@@ -57,7 +58,14 @@ def _build_gateway(settings: Settings, db: Database, provider: Provider | None) 
 
 
 def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
-    """The gateway as an ASGI app. The database must already be migrated (``reelgate migrate``)."""
+    """The gateway as an ASGI app. The database must already be migrated (``reelgate migrate``).
+
+    ``provider`` replaces the upstream the settings name (KIE, or the embedded sandbox).
+    """
+    sandbox = None
+    if provider is None:
+        upstream = build_upstream(settings)
+        provider, sandbox = upstream.provider, upstream.sandbox
     db = Database(settings.database_url)
     gateway = _build_gateway(settings, db, provider)
 
@@ -75,6 +83,9 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
+            await provider.aclose()
+            if sandbox is not None:
+                await sandbox.state.sandbox.aclose()
             await db.dispose()
 
     app = FastAPI(
@@ -89,6 +100,8 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
     errors.install(app)
     app.include_router(public.router)
     app.include_router(admin.router)
+    if sandbox is not None:
+        app.mount(EMBEDDED_SANDBOX_PATH, sandbox)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -26,12 +26,12 @@ class TaskService:
         db: Database,
         settings: Settings,
         prices: PriceBook,
-        provider: Provider | None,
+        provider: Provider,
     ) -> None:
         self.store = TaskStore(db)
         self.prices = prices
         self.provider = provider
-        self.channel = provider.channel if provider is not None else settings.channel
+        self.channel = provider.channel
         self.margin_ppm = margin_to_ppm(settings.margin(self.channel))
 
     async def create(self, key: ApiKey, body: object) -> TaskRecord:
@@ -53,9 +53,6 @@ class TaskService:
                 quote=quote,
             )
         )
-        if self.provider is None:
-            # No upstream is configured yet: the task waits, honestly, until one is.
-            return record
         try:
             upstream_id = await self.provider.submit(request, callback_url=None)
         except UpstreamOutcomeUnknown:

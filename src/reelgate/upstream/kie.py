@@ -176,7 +176,6 @@ class KieProvider:
         hmac_key: str | None = None,
         connect_timeout_s: float = 5.0,
         timeout_s: float = 20.0,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.hmac_key = hmac_key
         self.client = httpx.AsyncClient(
@@ -184,7 +183,6 @@ class KieProvider:
             headers={"authorization": f"Bearer {api_key}"},
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            transport=transport,
         )
 
     async def aclose(self) -> None:

@@ -43,3 +43,7 @@ class Provider(Protocol):
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
         """Verify and parse a callback the upstream sent about one of its tasks."""
         ...
+
+    async def aclose(self) -> None:
+        """Release connections; called once when the gateway stops."""
+        ...
