@@ -23,9 +23,11 @@ from reelgate.config import Settings
 from reelgate.store.migrate import upgrade
 from reelgate.store.schema import metadata
 from reelgate.upstream.provider import Provider
+from reelgate.upstream.sandbox import SandboxSettings, create_sandbox_app
 
 PG_ADMIN_DSN = os.environ.get("REELGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN_TOKEN = "rga_test-admin-token"
+SANDBOX_KEY = "sandbox-test-key"
 # Under CI a missing PostgreSQL is a failure, not a skip.
 REQUIRE_SERVICES = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -171,3 +173,33 @@ def gateway(start_gateway: GatewayFactory) -> RunningGateway:
 @pytest.fixture
 async def api_key(gateway: RunningGateway) -> str:
     return await gateway.account_with_key("alice")
+
+
+SandboxFactory = Callable[..., str]
+
+
+@pytest.fixture
+def start_sandbox(tmp_path: Path) -> Iterator[SandboxFactory]:
+    """Serve KIE-compatible sandboxes on loopback ports; returns each one's base URL. Settings
+    default to short timings, API key ``SANDBOX_KEY`` and a per-test media directory."""
+    servers: list[_ServerThread] = []
+
+    def start(**overrides: Any) -> str:
+        settings = SandboxSettings(
+            **{
+                "api_key": SANDBOX_KEY,
+                "waiting_s": 0.2,
+                "queuing_s": 0.2,
+                "generating_s": 0.4,
+                "media_dir": tmp_path / "sandbox-media",
+                "seed": 7,
+                **overrides,
+            }
+        )
+        port = free_port()
+        servers.append(_ServerThread(create_sandbox_app(settings), port).__enter__())
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.__exit__()
