@@ -37,6 +37,19 @@ from reelgate.upstream.sandbox.render import Clip, Renderer
 from reelgate.upstream.sandbox.settings import Endpoint, SandboxSettings
 
 _GATEWAY_MODEL = {model.upstream_id: model.id for model in MODELS.values()}
+_MESSAGES = {
+    401: "You do not have access permissions",
+    402: "Credits insufficient",
+    404: "task not found",
+    408: "upstream timed out",
+    422: "validation error",
+    429: "rate limited",
+    433: "sub-key usage exceeds limit",
+    455: "service unavailable: maintenance",
+    500: "server error",
+    501: "generation failed",
+    505: "feature disabled",
+}
 
 
 def _now_ms() -> int:
@@ -157,10 +170,10 @@ class Sandbox:
             if self.draw(getattr(faults, f"http_{status}")):
                 self.stats[f"{endpoint}_http_{status}"] += 1
                 return JSONResponse({"code": status, "msg": "server error"}, status_code=status)
-        for code, msg in ((429, "rate limited"), (455, "under maintenance"), (500, "server error")):
-            if self.draw(getattr(faults, f"code_{code}")):
+        for code, share in faults.body_codes.items():
+            if self.draw(share):
                 self.stats[f"{endpoint}_code_{code}"] += 1
-                return envelope(code, msg)
+                return envelope(code, _MESSAGES.get(code, "error"))
         return None
 
     # Callbacks
@@ -241,7 +254,7 @@ def create_sandbox_app(settings: SandboxSettings) -> Starlette:
 
     async def create_task(request: Request) -> Response:
         if not _authorized(request, sandbox):
-            return envelope(401, "You do not have access permissions")
+            return envelope(401, _MESSAGES[401])
         if (faulted := await sandbox.fault("create")) is not None:
             return faulted
         try:
@@ -286,7 +299,7 @@ def create_sandbox_app(settings: SandboxSettings) -> Starlette:
 
     async def record_info(request: Request) -> Response:
         if not _authorized(request, sandbox):
-            return envelope(401, "You do not have access permissions")
+            return envelope(401, _MESSAGES[401])
         task_id = request.query_params.get("taskId", "")
         sandbox.stats["record_calls"] += 1
         if sandbox.polling_now[task_id]:
@@ -309,14 +322,14 @@ def create_sandbox_app(settings: SandboxSettings) -> Starlette:
 
     async def credit(request: Request) -> Response:
         if not _authorized(request, sandbox):
-            return envelope(401, "You do not have access permissions")
+            return envelope(401, _MESSAGES[401])
         if (faulted := await sandbox.fault("credit")) is not None:
             return faulted
         return envelope(200, "success", float(sandbox.credits))
 
     async def stats(request: Request) -> Response:
         if not _authorized(request, sandbox):
-            return envelope(401, "You do not have access permissions")
+            return envelope(401, _MESSAGES[401])
         return JSONResponse({**sandbox.stats, "polls": dict(sandbox.polls)})
 
     async def files(request: Request) -> Response:

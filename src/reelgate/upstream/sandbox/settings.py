@@ -18,9 +18,8 @@ class EndpointFaults(BaseModel):
     latency_ms: int = Field(default=0, ge=0)
     http_500: Share = Field(default=0.0, ge=0, le=1)
     http_503: Share = Field(default=0.0, ge=0, le=1)
-    code_429: Share = Field(default=0.0, ge=0, le=1)
-    code_455: Share = Field(default=0.0, ge=0, le=1)
-    code_500: Share = Field(default=0.0, ge=0, le=1)
+    body_codes: dict[int, Share] = Field(default_factory=dict)
+    """KIE body codes answered with HTTP 200, as KIE does: {429: 0.1, 455: 0.05, 500: 0.01}."""
     timeout: Share = Field(default=0.0, ge=0, le=1)
     """Hold the request for ``hang_s`` without answering; nothing happens."""
     timeout_after_create: Share = Field(default=0.0, ge=0, le=1)

@@ -1,0 +1,115 @@
+"""Creates through the gateway reach the upstream: the KIE adaptor against the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from reelgate.upstream.kie import KieProvider
+from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory
+
+FIRST_EXAMPLE = {
+    "model": "seedance-2-fast",
+    "prompt": "A cinematic beach at sunset, gentle waves, palm trees, and orange sky.",
+    "resolution": "720p",
+    "aspect_ratio": "16:9",
+    "duration": 5,
+    "generate_audio": False,
+}
+COST = 825_000
+
+
+async def _task_row(database_url: str, task_id: str) -> sa.RowMapping:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            row = await conn.execute(sa.text("SELECT * FROM tasks WHERE id = :id"), {"id": task_id})
+            return row.mappings().one()
+    finally:
+        await engine.dispose()
+
+
+async def _available(gateway: RunningGateway, account: str) -> int:
+    async with gateway.admin() as admin:
+        available: int = (await admin.get(f"/admin/accounts/{account}")).json()[
+            "available_micro_usdc"
+        ]
+        return available
+
+
+async def test_the_embedded_sandbox_receives_the_task_and_its_id_stays_inside(
+    gateway: RunningGateway, api_key: str
+) -> None:
+    async with gateway.client(api_key) as client:
+        created = await client.post("/v1/videos/generations", json=FIRST_EXAMPLE)
+        assert created.status_code == 202, created.text
+        task = await client.get(created.json()["poll_url"])
+    row = await _task_row(gateway.settings.database_url, created.json()["task_id"])
+    assert row["submission"] == "accepted"
+    assert row["upstream_task_id"].startswith("task_bytedance_")
+    assert row["upstream_task_id"] not in task.text
+    assert task.json()["state"] == "waiting"
+
+
+async def test_a_create_the_sandbox_refuses_is_502_with_the_reservation_released(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    sandbox = start_sandbox(faults={"create": {"body_codes": {455: 1.0}}})
+    gateway = start_gateway(provider=KieProvider(sandbox, SANDBOX_KEY))
+    key = await gateway.account_with_key("refused", credit_usd="1")
+    async with gateway.client(key) as client:
+        refused = await client.post("/v1/videos/generations", json=FIRST_EXAMPLE)
+    assert refused.status_code == 502
+    assert refused.json()["code"] == "upstream_maintenance"
+    assert "kie" not in refused.text.lower()
+    assert await _available(gateway, "refused") == 1_000_000
+
+
+async def test_a_create_answered_with_http_500_is_502_and_the_failed_task_costs_nothing(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory, database_url: str
+) -> None:
+    sandbox = start_sandbox(faults={"create": {"http_500": 1.0}})
+    gateway = start_gateway(provider=KieProvider(sandbox, SANDBOX_KEY))
+    key = await gateway.account_with_key("broken", credit_usd="1")
+    async with gateway.client(key) as client:
+        refused = await client.post("/v1/videos/generations", json=FIRST_EXAMPLE)
+    assert refused.status_code == 502
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.text("SELECT state, billing_status FROM tasks"))).all()
+            kinds = (
+                (await conn.execute(sa.text("SELECT kind FROM ledger ORDER BY id"))).scalars().all()
+            )
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in rows] == [("fail", "released")]
+    assert kinds == ["credit", "reserve", "release"]
+    assert await _available(gateway, "broken") == 1_000_000
+
+
+async def test_a_create_that_times_out_after_the_sandbox_made_it_is_recorded_not_resent(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    sandbox = start_sandbox(hang_s=2, faults={"create": {"timeout_after_create": 1.0}})
+    gateway = start_gateway(provider=KieProvider(sandbox, SANDBOX_KEY, timeout_s=0.5))
+    key = await gateway.account_with_key("unsure", credit_usd="1")
+    async with gateway.client(key) as client:
+        created = await client.post("/v1/videos/generations", json=FIRST_EXAMPLE)
+        assert created.status_code == 202, created.text
+        task = (await client.get(created.json()["poll_url"])).json()
+    row = await _task_row(gateway.settings.database_url, created.json()["task_id"])
+    assert (row["submission"], row["upstream_task_id"]) == ("unknown", None)
+    assert (task["state"], task["billing"]["status"]) == ("waiting", "reserved")
+    assert await _available(gateway, "unsure") == 1_000_000 - COST
+    await asyncio.sleep(2.5)  # longer than the sandbox holds the request: nothing is resent
+    async with httpx.AsyncClient(base_url=sandbox) as sandbox_client:
+        stats = (
+            await sandbox_client.get(
+                "/sandbox/stats", headers={"authorization": f"Bearer {SANDBOX_KEY}"}
+            )
+        ).json()
+    assert stats["created"] == 1
