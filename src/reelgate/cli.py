@@ -100,6 +100,11 @@ def serve(
             f"\n  Admin token (shown once; keep it, it is stored only as a hash):\n  {token}\n"
         )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    typer.echo(
+        "upstream: KIE at " + settings.kie_base_url
+        if settings.kie_api_key
+        else "upstream: the embedded sandbox (set REELGATE_KIE_API_KEY to create tasks at KIE)"
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
