@@ -55,9 +55,9 @@ class Database:
         if self.is_sqlite:
             self.engine = _sqlite_engine(url)
         else:
-            self.engine = create_async_engine(
-                url, pool_size=10, max_overflow=20, pool_pre_ping=True
-            )
+            # No pre-ping: it costs a round trip per checkout, and a dead connection already
+            # surfaces as Unavailable (503) and is dropped from the pool.
+            self.engine = create_async_engine(url, pool_size=10, max_overflow=20)
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
