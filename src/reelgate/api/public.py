@@ -59,22 +59,6 @@ _CREATE_BODY = {
 }
 
 
-@router.post(
-    "/v1/videos/generations",
-    status_code=202,
-    response_model=schemas.TaskEnvelope,
-    responses=_errors(400, 401, 402, 413, 502, 503),
-    openapi_extra=_CREATE_BODY,
-    summary="Create a video task",
-)
-@router.post(
-    "/v1/video/generations",
-    status_code=202,
-    response_model=schemas.TaskEnvelope,
-    responses=_errors(400, 401, 402, 413, 502, 503),
-    openapi_extra=_CREATE_BODY,
-    summary="Create a video task (compatibility alias)",
-)
 async def create_task(request: Request, credentials: ApiKeyHeader) -> Response:
     gw = gateway(request)
     key = await gw.authenticate(request.headers.get("authorization"))
@@ -82,6 +66,23 @@ async def create_task(request: Request, credentials: ApiKeyHeader) -> Response:
     record = await gw.tasks.create(key, body)
     envelope = resources.task_envelope(record, gw.settings.recommended_poll_interval_ms)
     return json_response(envelope, 202, {"location": envelope.poll_url, **NO_STORE})
+
+
+# The specification's path, and the singular alias it keeps for compatibility: one handler.
+for _path, _summary in (
+    ("/v1/videos/generations", "Create a video task"),
+    ("/v1/video/generations", "Create a video task (compatibility alias)"),
+):
+    router.add_api_route(
+        _path,
+        create_task,
+        methods=["POST"],
+        status_code=202,
+        response_model=schemas.TaskEnvelope,
+        responses=_errors(400, 401, 402, 413, 502, 503),
+        openapi_extra=_CREATE_BODY,
+        summary=_summary,
+    )
 
 
 @router.get(

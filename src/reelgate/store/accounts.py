@@ -43,6 +43,16 @@ class ApiKey:
         return self.revoked_at is None
 
 
+# An ApiKey's fields: everything but the hash, which never leaves the store.
+_KEY_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.account_id,
+    api_keys.c.prefix,
+    api_keys.c.created_at,
+    api_keys.c.revoked_at,
+)
+
+
 async def _account_by_name(conn: AsyncConnection, name: str) -> Account:
     row = (await conn.execute(sa.select(accounts).where(accounts.c.name == name))).one_or_none()
     if row is None:
@@ -99,13 +109,7 @@ class AccountStore:
     async def keys(self, account_id: str) -> list[ApiKey]:
         async with self.db.read() as conn:
             rows = await conn.execute(
-                sa.select(
-                    api_keys.c.id,
-                    api_keys.c.account_id,
-                    api_keys.c.prefix,
-                    api_keys.c.created_at,
-                    api_keys.c.revoked_at,
-                )
+                sa.select(*_KEY_COLUMNS)
                 .where(api_keys.c.account_id == account_id)
                 .order_by(api_keys.c.id)
             )
@@ -148,14 +152,6 @@ class AccountStore:
         """The key with this hash, revoked or not; None when there is none."""
         async with self.db.read() as conn:
             row = (
-                await conn.execute(
-                    sa.select(
-                        api_keys.c.id,
-                        api_keys.c.account_id,
-                        api_keys.c.prefix,
-                        api_keys.c.created_at,
-                        api_keys.c.revoked_at,
-                    ).where(api_keys.c.key_hash == key_hash)
-                )
+                await conn.execute(sa.select(*_KEY_COLUMNS).where(api_keys.c.key_hash == key_hash))
             ).one_or_none()
             return None if row is None else ApiKey(**row._mapping)

@@ -102,6 +102,18 @@ def _error(meaning: _Meaning) -> UpstreamError:
     )
 
 
+def _unreachable() -> UpstreamError:
+    return UpstreamError(
+        "the video provider could not be reached", code="upstream_unreachable", retryable=True
+    )
+
+
+def _unreadable() -> UpstreamError:
+    return UpstreamError(
+        "the video provider sent an unreadable answer", code="upstream_bad_answer", retryable=True
+    )
+
+
 def create_body(request: VideoGenerationRequest, callback_url: str | None) -> dict[str, Any]:
     """The createTask body: the upstream model, and only the fields the client gave (plus the
     priced ones, so that what is made is what was billed)."""
@@ -194,11 +206,7 @@ class KieProvider:
             response = await self.client.post(CREATE_PATH, json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached KIE: nothing was created.
-            raise UpstreamError(
-                "the video provider could not be reached",
-                code="upstream_unreachable",
-                retryable=True,
-            ) from exc
+            raise _unreachable() from exc
         except httpx.HTTPError as exc:
             # The request may have arrived and the task may exist: never send it again blindly.
             raise UpstreamOutcomeUnknown(
@@ -215,41 +223,25 @@ class KieProvider:
         return task_id
 
     async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
-        try:
-            response = await self.client.get(RECORD_PATH, params={"taskId": upstream_task_id})
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                "the video provider could not be reached",
-                code="upstream_unreachable",
-                retryable=True,
-            ) from exc
-        data = self._data(response)
+        data = await self._get(RECORD_PATH, {"taskId": upstream_task_id})
         if not isinstance(data, dict):
-            raise UpstreamError(
-                "the video provider sent an unreadable answer",
-                code="upstream_bad_answer",
-                retryable=True,
-            )
+            raise _unreadable()
         return parse_record(data)
 
     async def credits(self) -> float:
         """The operator's remaining KIE credits."""
-        try:
-            response = await self.client.get(CREDIT_PATH)
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                "the video provider could not be reached",
-                code="upstream_unreachable",
-                retryable=True,
-            ) from exc
-        data = self._data(response)
+        data = await self._get(CREDIT_PATH)
         if not isinstance(data, int | float) or isinstance(data, bool):
-            raise UpstreamError(
-                "the video provider sent an unreadable answer",
-                code="upstream_bad_answer",
-                retryable=True,
-            )
+            raise _unreadable()
         return float(data)
+
+    async def _get(self, path: str, params: dict[str, str] | None = None) -> object:
+        """A read: safe to repeat, so any transport failure is simply retryable."""
+        try:
+            response = await self.client.get(path, params=params)
+        except httpx.HTTPError as exc:
+            raise _unreachable() from exc
+        return self._data(response)
 
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
         try:
@@ -290,10 +282,6 @@ class KieProvider:
         if response.status_code != 200:
             raise _error(meaning_of(response.status_code))
         if code != 200:
-            raise UpstreamError(
-                "the video provider sent an unreadable answer",
-                code="upstream_bad_answer",
-                retryable=True,
-            )
+            raise _unreadable()
         assert isinstance(envelope, dict)
         return envelope.get("data")
