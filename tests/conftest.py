@@ -147,14 +147,15 @@ def start_gateway(database_url: str) -> Iterator[GatewayFactory]:
     servers: list[_ServerThread] = []
 
     def start(provider: Provider | None = None, **overrides: Any) -> RunningGateway:
-        """Without a provider, the gateway runs its embedded sandbox, as ``reelgate serve`` does."""
+        """Without a provider, the gateway runs its embedded sandbox, as ``reelgate serve`` does.
+        The task engine is off unless ``run_engine=True``: tasks stay where the test put them."""
         port = free_port()
         settings = Settings(
             database_url=database_url,
             port=port,
             admin_token=ADMIN_TOKEN,
             change_poll_interval_s=0.02,
-            **overrides,
+            **{"run_engine": False, **overrides},
         )
         server = _ServerThread(create_app(settings, provider), port).__enter__()
         servers.append(server)

@@ -49,6 +49,25 @@ class Settings(BaseSettings):
     kie_timeout_s: float = Field(default=20.0, gt=0)
     """Longest wait for one KIE answer; a create that outlasts it is recorded as unknown."""
 
+    public_url: str | None = None
+    """The gateway's address as the upstream can reach it; when set, KIE is given a callback URL
+    and tasks move the moment it calls. ``serve`` with the embedded sandbox uses its own."""
+
+    run_engine: bool = True
+    """Whether ``serve`` runs the task engine in the same process (``--no-engine`` turns it off)."""
+    engine_first_poll_s: float = Field(default=2.0, gt=0)
+    engine_poll_min_s: float = Field(default=2.0, gt=0)
+    """The first wait between upstream checks of one task; it grows with each check."""
+    engine_poll_max_s: float = Field(default=30.0, gt=0)
+    engine_batch: int = Field(default=200, ge=1)
+    engine_concurrency: int = Field(default=64, ge=1)
+    """Upstream checks in flight at once, per engine."""
+    engine_requests_per_s: float = Field(default=50.0, gt=0)
+    """Upstream check budget per engine and channel; 429s and outages slow it further."""
+    engine_lease_s: float = Field(default=60.0, gt=0)
+    task_deadline_s: float = Field(default=3600.0, gt=0)
+    """After this long a task gets one last upstream check, then fails with its money released."""
+
     task_cache_size: int = Field(default=100_000, ge=0)
     key_cache_size: int = Field(default=10_000, ge=0)
     change_poll_interval_s: float = Field(default=0.1, gt=0)

@@ -360,6 +360,9 @@ async def seed(db: Database, name: str, credit_micro: int, n_tasks: int) -> Seed
                 request=request.as_accepted(),
                 channel="kie",
                 quote=quote,
+                # Never due: these tasks are settled by the test itself.
+                first_poll_at_ms=2**62,
+                deadline_at_ms=2**62,
             )
         )
         for _ in range(n_tasks)

@@ -13,18 +13,19 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp
 
 import reelgate
-from reelgate.api import admin, errors, public, resources
+from reelgate.api import admin, callbacks, errors, public, resources
 from reelgate.api.fastpath import PollFastPath
 from reelgate.api.gateway import Gateway
 from reelgate.api.poll_cache import PollCache
 from reelgate.config import Settings
 from reelgate.domain.pricing import PriceBook
+from reelgate.engine.poller import Engine
 from reelgate.services.accounts import AccountService, hash_secret
 from reelgate.services.tasks import TaskService
 from reelgate.store import changes, meta
 from reelgate.store.database import Database
 from reelgate.upstream.provider import Provider
-from reelgate.upstream.wiring import EMBEDDED_SANDBOX_PATH, build_upstream
+from reelgate.upstream.wiring import EMBEDDED_SANDBOX_PATH, build_upstream, loopback_base
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
     if provider is None:
         upstream = build_upstream(settings)
         provider, sandbox = upstream.provider, upstream.sandbox
+        if sandbox is not None and settings.public_url is None:
+            # The embedded sandbox calls back to the gateway it lives in.
+            settings = settings.model_copy(update={"public_url": loopback_base(settings)})
     db = Database(settings.database_url)
     gateway = _build_gateway(settings, db, provider)
 
@@ -77,9 +81,20 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
             else await meta.get(db, meta.ADMIN_TOKEN_HASH)
         )
         follower = asyncio.create_task(_follow_changes(gateway), name="reelgate-change-feed")
+        stop_engine = asyncio.Event()
+        engine = (
+            asyncio.create_task(
+                Engine(db, settings, provider).run(stop_engine), name="reelgate-engine"
+            )
+            if settings.run_engine
+            else None
+        )
         try:
             yield
         finally:
+            stop_engine.set()
+            if engine is not None:
+                await engine
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
@@ -100,6 +115,7 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
     errors.install(app)
     app.include_router(public.router)
     app.include_router(admin.router)
+    app.include_router(callbacks.router)
     if sandbox is not None:
         app.mount(EMBEDDED_SANDBOX_PATH, sandbox)
 

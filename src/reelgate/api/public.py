@@ -31,8 +31,8 @@ def gateway(request: Request) -> Gateway:
     return gw
 
 
-async def read_json(request: Request, limit: int) -> object:
-    """The body as JSON, refusing more than ``limit`` bytes before reading them all."""
+async def read_bytes(request: Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes before reading them all."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
@@ -41,6 +41,12 @@ async def read_json(request: Request, limit: int) -> object:
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    return bytes(body)
+
+
+async def read_json(request: Request, limit: int) -> object:
+    """The body as JSON, refusing more than ``limit`` bytes before reading them all."""
+    body = await read_bytes(request, limit)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:

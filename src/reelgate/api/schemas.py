@@ -103,6 +103,11 @@ class ModelList(_Out):
     data: list[ModelCard]
 
 
+class CallbackAck(_Out):
+    received: bool
+    changed: bool = Field(description="Whether the callback moved the task.")
+
+
 # Admin API
 
 

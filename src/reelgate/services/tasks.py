@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from typing import Final
 
 from reelgate.config import Settings
 from reelgate.domain.catalogue import MODELS
@@ -19,6 +21,9 @@ from reelgate.upstream.provider import Provider
 
 log = logging.getLogger(__name__)
 
+UPSTREAM_CALLBACK_PATH: Final = "/v1/upstream/callbacks"
+"""Where upstreams report finished tasks: ``/v1/upstream/callbacks/{channel}``."""
+
 
 class TaskService:
     def __init__(
@@ -29,16 +34,23 @@ class TaskService:
         provider: Provider,
     ) -> None:
         self.store = TaskStore(db)
+        self.settings = settings
         self.prices = prices
         self.provider = provider
         self.channel = provider.channel
         self.margin_ppm = margin_to_ppm(settings.margin(self.channel))
+        self.callback_url = (
+            f"{settings.public_url.rstrip('/')}{UPSTREAM_CALLBACK_PATH}/{self.channel}"
+            if settings.public_url
+            else None
+        )
 
     async def create(self, key: ApiKey, body: object) -> TaskRecord:
         """Accept a request: the task and its reservation are stored before the upstream is asked,
         so that a crash at any point leaves a task that is either settled or still owed an end."""
         request = parse_request(body)
         model = MODELS[request.model]
+        now_ms = int(time.time() * 1000)
         quote = self.prices.quote(
             model, request.resolution, request.video_input, request.duration, self.margin_ppm
         )
@@ -51,10 +63,12 @@ class TaskService:
                 request=request.as_accepted(),
                 channel=self.channel,
                 quote=quote,
+                first_poll_at_ms=now_ms + int(self.settings.engine_first_poll_s * 1000),
+                deadline_at_ms=now_ms + int(self.settings.task_deadline_s * 1000),
             )
         )
         try:
-            upstream_id = await self.provider.submit(request, callback_url=None)
+            upstream_id = await self.provider.submit(request, callback_url=self.callback_url)
         except UpstreamOutcomeUnknown:
             # The task may be running upstream: keep it, its reservation and the client's 202;
             # it is reconciled from callbacks or ends at its deadline, never sent twice.

@@ -14,6 +14,8 @@ metadata = sa.MetaData(
     }
 )
 
+UNFINISHED_SQL = "state IN ('waiting', 'queuing', 'generating')"
+
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL wants a 64-bit identity.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -69,7 +71,22 @@ tasks = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Column("completed_at", sa.BigInteger, nullable=True),
+    # The engine's schedule, in Unix milliseconds: when the task is next due for an upstream
+    # check, which engine holds it until when, when it is given up, and when its state began.
+    sa.Column("next_poll_at_ms", sa.BigInteger, nullable=True),
+    sa.Column("polls", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until_ms", sa.BigInteger, nullable=True),
+    sa.Column("deadline_at_ms", sa.BigInteger, nullable=True),
+    sa.Column("state_since_ms", sa.BigInteger, nullable=True),
     sa.Index("ix_tasks_account_id_created_at", "account_id", "created_at"),
+    sa.Index(
+        "ix_tasks_due",
+        "next_poll_at_ms",
+        sqlite_where=sa.text(UNFINISHED_SQL),
+        postgresql_where=sa.text(UNFINISHED_SQL),
+    ),
+    sa.Index("ix_tasks_upstream_task_id", "upstream_task_id"),
 )
 
 ledger = sa.Table(

@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.domain.pricing import Quote
-from reelgate.domain.task import FINAL_STATES, BillingStatus, LedgerKind, Submission, TaskState
+from reelgate.domain.task import (
+    FINAL_STATES,
+    BillingStatus,
+    LedgerKind,
+    Submission,
+    TaskState,
+    can_move,
+)
 from reelgate.errors import InsufficientBalance
 from reelgate.store import changes
 from reelgate.store.database import Database
@@ -37,6 +44,9 @@ class TaskRecord:
     created_at: int
     updated_at: int
     completed_at: int | None
+    polls: int = 0
+    deadline_at_ms: int | None = None
+    state_since_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,8 @@ class NewTask:
     request: dict[str, Any]
     channel: str
     quote: Quote
+    first_poll_at_ms: int
+    deadline_at_ms: int
 
 
 def _record(row: sa.RowMapping) -> TaskRecord:
@@ -75,6 +87,9 @@ def _record(row: sa.RowMapping) -> TaskRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         completed_at=row["completed_at"],
+        polls=row["polls"],
+        deadline_at_ms=row["deadline_at_ms"],
+        state_since_ms=row["state_since_ms"],
     )
 
 
@@ -144,6 +159,9 @@ class TaskStore:
                     cost_micro_usdc=cost,
                     created_at=now,
                     updated_at=now,
+                    next_poll_at_ms=new.first_poll_at_ms,
+                    deadline_at_ms=new.deadline_at_ms,
+                    state_since_ms=now * 1000,
                 )
             )
             await _ledger_entry(conn, new.account_id, new.id, LedgerKind.RESERVE, cost, now)
@@ -197,6 +215,10 @@ class TaskStore:
             "billing_status": BillingStatus.COMMITTED if succeeded else BillingStatus.RELEASED,
             "updated_at": now,
             "completed_at": now,
+            "state_since_ms": int(time.time() * 1000),
+            "next_poll_at_ms": None,
+            "lease_owner": None,
+            "lease_until_ms": None,
         }
         if succeeded:
             values |= {"progress": 100, "result": orjson.dumps(result or {}).decode()}
@@ -227,3 +249,96 @@ class TaskStore:
             )
             await changes.publish(conn, changes.TASK, task_id)
             return True
+
+    async def advance(self, task_id: str, state: TaskState, progress: int) -> bool:
+        """Move an unfinished task forward to a non-final state, or raise its progress within
+        its state. A compare-and-swap: states never go back, progress never falls."""
+        if state in FINAL_STATES:
+            raise ValueError("final states are reached through finish()")
+        earlier = [s for s in TaskState if not s.is_final and can_move(s, state)]
+        now_ms = int(time.time() * 1000)
+        async with self.db.write() as conn:
+            moved = await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.state.in_(earlier))
+                .values(
+                    state=state,
+                    progress=sa.func.max(tasks.c.progress, progress)
+                    if conn.dialect.name == "sqlite"
+                    else sa.func.greatest(tasks.c.progress, progress),
+                    state_since_ms=now_ms,
+                    updated_at=now_ms // 1000,
+                )
+            )
+            if moved.rowcount == 0:
+                moved = await conn.execute(
+                    tasks.update()
+                    .where(
+                        tasks.c.id == task_id,
+                        tasks.c.state == state,
+                        tasks.c.progress < progress,
+                    )
+                    .values(progress=progress, updated_at=now_ms // 1000)
+                )
+            if moved.rowcount:
+                await changes.publish(conn, changes.TASK, task_id)
+            return bool(moved.rowcount)
+
+    async def claim_due(self, owner: str, limit: int, lease_ms: int) -> list[TaskRecord]:
+        """Lease up to ``limit`` unfinished tasks that are due. On PostgreSQL, engines skip the rows
+        another engine is claiming, so no task is handed to two engines at once."""
+        now_ms = int(time.time() * 1000)
+        async with self.db.write() as conn:
+            due = (
+                sa.select(tasks.c.id)
+                .where(
+                    tasks.c.state.not_in(list(FINAL_STATES)),
+                    tasks.c.next_poll_at_ms <= now_ms,
+                    sa.or_(tasks.c.lease_until_ms.is_(None), tasks.c.lease_until_ms < now_ms),
+                )
+                .order_by(tasks.c.next_poll_at_ms)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            rows = await conn.execute(
+                tasks.update()
+                .where(tasks.c.id.in_(due.scalar_subquery()))
+                .values(lease_owner=owner, lease_until_ms=now_ms + lease_ms)
+                .returning(*tasks.c)
+            )
+            return [_record(row._mapping) for row in rows]
+
+    async def reschedule(self, task_id: str, owner: str, next_poll_at_ms: int) -> None:
+        """Give the lease back and say when the task is next due."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.lease_owner == owner)
+                .values(
+                    next_poll_at_ms=next_poll_at_ms,
+                    polls=tasks.c.polls + 1,
+                    lease_owner=None,
+                    lease_until_ms=None,
+                )
+            )
+
+    async def next_due_ms(self) -> int | None:
+        async with self.db.read() as conn:
+            value: int | None = await conn.scalar(
+                sa.select(sa.func.min(tasks.c.next_poll_at_ms)).where(
+                    tasks.c.state.not_in(list(FINAL_STATES))
+                )
+            )
+            return value
+
+    async def by_upstream_id(self, channel: str, upstream_task_id: str) -> TaskRecord | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(tasks).where(
+                        tasks.c.channel == channel, tasks.c.upstream_task_id == upstream_task_id
+                    )
+                )
+            ).one_or_none()
+            return None if row is None else _record(row._mapping)

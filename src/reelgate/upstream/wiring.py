@@ -22,7 +22,8 @@ class Upstream:
     """The sandbox app to mount at :data:`EMBEDDED_SANDBOX_PATH`, when it runs embedded."""
 
 
-def _loopback_base(settings: Settings) -> str:
+def loopback_base(settings: Settings) -> str:
+    """The gateway's own address, as a process on this machine reaches it."""
     host = settings.host
     if host in ("0.0.0.0", ""):  # noqa: S104 - comparing, not binding
         host = "127.0.0.1"
@@ -30,7 +31,7 @@ def _loopback_base(settings: Settings) -> str:
         host = "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.port}{EMBEDDED_SANDBOX_PATH}"
+    return f"http://{host}:{settings.port}"
 
 
 def build_upstream(settings: Settings) -> Upstream:
@@ -50,7 +51,7 @@ def build_upstream(settings: Settings) -> Upstream:
     sandbox_key, sandbox_hmac_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     sandbox = create_sandbox_app(SandboxSettings(api_key=sandbox_key, hmac_key=sandbox_hmac_key))
     provider = KieProvider(
-        _loopback_base(settings),
+        loopback_base(settings) + EMBEDDED_SANDBOX_PATH,
         sandbox_key,
         hmac_key=sandbox_hmac_key,
         connect_timeout_s=settings.kie_connect_timeout_s,
