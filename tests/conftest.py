@@ -149,7 +149,7 @@ def start_gateway(database_url: str) -> Iterator[GatewayFactory]:
     def start(provider: Provider | None = None, **overrides: Any) -> RunningGateway:
         """Without a provider, the gateway runs its embedded sandbox, as ``reelgate serve`` does.
         The task engine is off unless ``run_engine=True``: tasks stay where the test put them."""
-        port = free_port()
+        port = overrides.pop("port", None) or free_port()
         settings = Settings(
             database_url=database_url,
             port=port,

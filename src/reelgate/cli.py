@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -63,6 +64,12 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # One line per upstream request would drown everything else.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def _print_json(model: BaseModel) -> None:
     typer.echo(model.model_dump_json(indent=2))
 
@@ -83,8 +90,11 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    engine: Annotated[
+        bool, typer.Option(help="Run the task engine in this process (--no-engine: API only).")
+    ] = True,
 ) -> None:
-    """Apply migrations and start the gateway."""
+    """Apply migrations and start the gateway (the API and, by default, the task engine)."""
     import uvicorn
 
     from reelgate.api.app import create_app
@@ -92,14 +102,18 @@ def serve(
     settings = _settings()
     # The embedded sandbox is reached at the gateway's own address, so it must be the real one.
     settings = settings.model_copy(
-        update={"host": host or settings.host, "port": port or settings.port}
+        update={
+            "host": host or settings.host,
+            "port": port or settings.port,
+            "run_engine": settings.run_engine and engine,
+        }
     )
     token = _run(lambda db: ensure_admin_token(db, settings))
     if token:
         typer.echo(
             f"\n  Admin token (shown once; keep it, it is stored only as a hash):\n  {token}\n"
         )
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     typer.echo(
         "upstream: KIE at " + settings.kie_base_url
         if settings.kie_api_key
@@ -132,6 +146,37 @@ def sandbox(
         typer.echo(f"error: invalid REELGATE_SANDBOX_* setting:\n{exc}", err=True)
         raise typer.Exit(2) from None
     uvicorn.run(create_sandbox_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command("engine")
+def engine_command() -> None:
+    """Run only the task engine, for deployments that split it from the API (PostgreSQL)."""
+    from reelgate.engine.poller import Engine
+    from reelgate.upstream.wiring import build_upstream
+
+    settings = _settings()
+    if settings.kie_api_key is None:
+        typer.echo(
+            "error: a separate engine needs an upstream it can reach: set REELGATE_KIE_API_KEY "
+            "(and REELGATE_KIE_BASE_URL for a `reelgate sandbox`); the embedded sandbox lives "
+            "inside `reelgate serve`",
+            err=True,
+        )
+        raise typer.Exit(2)
+    _configure_logging()
+
+    async def main(db: Database) -> None:
+        provider = build_upstream(settings).provider
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await Engine(db, settings, provider).run(stop)
+        finally:
+            await provider.aclose()
+
+    _run(main)
 
 
 @app.command()

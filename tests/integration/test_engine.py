@@ -1,0 +1,282 @@
+"""The task engine end to end: tasks created through the gateway reach their end at the sandbox,
+settle exactly once, and survive upstream faults."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reelgate.config import Settings
+from reelgate.engine.poller import Engine
+from reelgate.store.audit import audit
+from reelgate.store.database import Database
+from reelgate.upstream.kie import KieProvider
+from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory, free_port
+
+FAST_ENGINE: dict[str, Any] = {
+    "run_engine": True,
+    "engine_first_poll_s": 0.2,
+    "engine_poll_min_s": 0.2,
+    "engine_poll_max_s": 0.5,
+}
+TEXT = {
+    "model": "seedance-2-fast",
+    "prompt": "a red kite over dunes",
+    "resolution": "480p",
+    "duration": 4,
+}
+MODES = {
+    "text": TEXT,
+    "first-frame": {**TEXT, "first_frame_url": "https://example.com/first.png"},
+    "first-and-last-frame": {
+        **TEXT,
+        "first_frame_url": "https://example.com/first.png",
+        "last_frame_url": "asset://asset-20260404242101-76djj",
+    },
+    "multimodal": {
+        **TEXT,
+        "reference_image_urls": ["https://example.com/style.png"],
+        "reference_video_urls": ["https://example.com/motion.mp4"],
+        "reference_audio_urls": ["https://example.com/music.mp3"],
+    },
+}
+
+
+@pytest.fixture
+def quick_sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Short stage timings for the sandbox embedded in gateways this test starts."""
+    for name, value in {
+        "WAITING_S": "0.2",
+        "QUEUING_S": "0.2",
+        "GENERATING_S": "0.6",
+        "MEDIA_DIR": str(tmp_path / "media"),
+    }.items():
+        monkeypatch.setenv(f"REELGATE_SANDBOX_{name}", value)
+
+
+async def _create(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    created = await client.post("/v1/videos/generations", json=body)
+    assert created.status_code == 202, created.text
+    task_id: str = created.json()["task_id"]
+    return task_id
+
+
+async def _until_final(
+    client: httpx.AsyncClient, task_id: str, seconds: float = 30
+) -> list[dict[str, Any]]:
+    """Every answer of polling the task until it ends (bounded)."""
+    seen: list[dict[str, Any]] = []
+    for _ in range(int(seconds / 0.1)):
+        task = (await client.get(f"/v1/tasks/{task_id}")).json()
+        seen.append(task)
+        if task["state"] in ("success", "fail"):
+            return seen
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"task {task_id} did not end within {seconds} s: {seen[-1]}")
+
+
+async def _audit_passes(gateway: RunningGateway) -> None:
+    db = Database(gateway.settings.database_url)
+    try:
+        assert await audit(db) == []
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.usefixtures("quick_sandbox")
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_a_task_of_each_input_mode_reaches_success_with_a_playable_video(
+    start_gateway: GatewayFactory, mode: str
+) -> None:
+    gateway = start_gateway(**FAST_ENGINE)
+    key = await gateway.account_with_key("maker", credit_usd="10")
+    async with gateway.client(key) as client:
+        seen = await _until_final(client, await _create(client, MODES[mode]))
+        video = await client.get(seen[-1]["result"]["data"][0]["url"])
+    final = seen[-1]
+    assert (final["state"], final["progress"], final["billing"]["status"]) == (
+        "success",
+        100,
+        "committed",
+    )
+    assert (
+        final["billing"]["actual_amount_micro_usdc"]
+        == final["billing"]["reserve_amount_micro_usdc"]
+    )
+    assert final["result"]["resolution"] == "480p"
+    assert video.status_code == 200
+    assert video.content[4:8] == b"ftyp", "the result must be an MP4 file"
+    await _audit_passes(gateway)
+
+
+@pytest.mark.usefixtures("quick_sandbox")
+async def test_progress_only_rises_through_the_states_and_is_100_only_on_success(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway = start_gateway(**FAST_ENGINE)
+    key = await gateway.account_with_key("watcher", credit_usd="10")
+    async with gateway.client(key) as client:
+        seen = await _until_final(client, await _create(client, TEXT))
+    order = ["waiting", "queuing", "generating", "success"]
+    states = [order.index(task["state"]) for task in seen]
+    progress = [task["progress"] for task in seen]
+    assert states == sorted(states)
+    assert progress == sorted(progress)
+    assert all(
+        value < 100
+        for task, value in zip(seen, progress, strict=True)
+        if task["state"] != "success"
+    )
+    assert seen[-1]["progress"] == 100
+
+
+async def test_a_failed_generation_ends_in_fail_with_the_money_released(
+    start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch, quick_sandbox: None
+) -> None:
+    monkeypatch.setenv("REELGATE_SANDBOX_FAIL_SHARE", "1.0")
+    gateway = start_gateway(**FAST_ENGINE)
+    key = await gateway.account_with_key("unlucky", credit_usd="1")
+    async with gateway.client(key) as client:
+        final = (await _until_final(client, await _create(client, TEXT)))[-1]
+    assert (final["state"], final["billing"]["status"]) == ("fail", "released")
+    assert (
+        final["billing"]["released_amount_micro_usdc"]
+        == final["billing"]["reserve_amount_micro_usdc"]
+    )
+    assert final["error"]["code"] == "generation_failed"
+    assert "kie" not in final["error"]["message"].lower()
+    assert final["result"] == {}
+    async with gateway.admin() as admin:
+        assert (await admin.get("/admin/accounts/unlucky")).json()[
+            "available_micro_usdc"
+        ] == 1_000_000
+    await _audit_passes(gateway)
+
+
+async def test_a_task_not_done_by_its_deadline_fails_with_the_money_released(
+    start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch, quick_sandbox: None
+) -> None:
+    monkeypatch.setenv("REELGATE_SANDBOX_GENERATING_S", "60")
+    gateway = start_gateway(**FAST_ENGINE, task_deadline_s=1.5)
+    key = await gateway.account_with_key("patient", credit_usd="1")
+    async with gateway.client(key) as client:
+        final = (await _until_final(client, await _create(client, TEXT), seconds=10))[-1]
+    assert (final["state"], final["billing"]["status"]) == ("fail", "released")
+    assert final["error"]["code"] == "deadline_exceeded"
+    await _audit_passes(gateway)
+
+
+async def test_with_upstream_faults_every_task_ends_and_settles_exactly_once(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    sandbox = start_sandbox(
+        fail_share=0.3,
+        hmac_key="kie-hmac",
+        callback_lost_share=0.4,
+        callback_duplicate_share=0.4,
+        callback_late_share=0.2,
+        callback_late_s=0.5,
+        faults={"record": {"http_503": 0.2, "body_codes": {429: 0.2, 455: 0.1}, "latency_ms": 20}},
+    )
+    provider = KieProvider(sandbox, SANDBOX_KEY, hmac_key="kie-hmac", timeout_s=2)
+    # Polls and callbacks race for every task: the sandbox calls back to this gateway.
+    port = free_port()
+    gateway = start_gateway(
+        provider=provider, port=port, public_url=f"http://127.0.0.1:{port}", **FAST_ENGINE
+    )
+    key = await gateway.account_with_key("busy", credit_usd="20")
+    async with gateway.client(key) as client:
+        task_ids = await asyncio.gather(*(_create(client, TEXT) for _ in range(12)))
+        finals = [(await _until_final(client, task_id, seconds=60))[-1] for task_id in task_ids]
+    assert {task["state"] for task in finals} <= {"success", "fail"}
+    assert all(
+        (task["state"], task["billing"]["status"])
+        in {("success", "committed"), ("fail", "released")}
+        for task in finals
+    )
+    await _audit_passes(gateway)
+    async with httpx.AsyncClient(
+        base_url=sandbox, headers={"authorization": f"Bearer {SANDBOX_KEY}"}
+    ) as s:
+        stats = (await s.get("/sandbox/stats")).json()
+    assert stats.get("overlapping_polls", 0) == 0
+
+
+@pytest.mark.postgres
+async def test_two_engine_processes_share_one_backlog_without_polling_a_task_twice_at_once(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several engines share a backlog on PostgreSQL only")
+    sandbox = start_sandbox(
+        waiting_s=0.3, queuing_s=0.3, generating_s=1.0, faults={"record": {"latency_ms": 50}}
+    )
+    gateway = start_gateway(provider=KieProvider(sandbox, SANDBOX_KEY))
+    key = await gateway.account_with_key("backlog", credit_usd="50")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")},
+        "REELGATE_DATABASE_URL": database_url,
+        "REELGATE_KIE_API_KEY": SANDBOX_KEY,
+        "REELGATE_KIE_BASE_URL": sandbox,
+        "REELGATE_ENGINE_POLL_MIN_S": "0.2",
+        "REELGATE_ENGINE_POLL_MAX_S": "0.4",
+        "REELGATE_ENGINE_FIRST_POLL_S": "0.2",
+    }
+    engines = [
+        await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "reelgate"),
+            "engine",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    try:
+        async with gateway.client(key) as client:
+            task_ids = await asyncio.gather(*(_create(client, TEXT) for _ in range(40)))
+            finals = [(await _until_final(client, task_id, seconds=60))[-1] for task_id in task_ids]
+    finally:
+        for engine in engines:
+            engine.terminate()
+        for engine in engines:
+            await asyncio.wait_for(engine.wait(), timeout=20)
+    assert {task["state"] for task in finals} == {"success"}
+    async with httpx.AsyncClient(
+        base_url=sandbox, headers={"authorization": f"Bearer {SANDBOX_KEY}"}
+    ) as s:
+        stats = (await s.get("/sandbox/stats")).json()
+    assert stats.get("overlapping_polls", 0) == 0
+    assert stats["record_calls"] >= 40
+    await _audit_passes(gateway)
+
+
+async def test_an_engine_never_fails_a_task_for_upstream_outages_before_its_deadline(
+    start_sandbox: SandboxFactory, database_url: str, start_gateway: GatewayFactory
+) -> None:
+    sandbox = start_sandbox(faults={"record": {"http_503": 1.0}})
+    gateway = start_gateway(provider=KieProvider(sandbox, SANDBOX_KEY))
+    key = await gateway.account_with_key("outage", credit_usd="1")
+    async with gateway.client(key) as client:
+        task_id = await _create(client, TEXT)
+    settings = Settings(database_url=database_url, **FAST_ENGINE)
+    db = Database(database_url)
+    provider = KieProvider(sandbox, SANDBOX_KEY)
+    stop = asyncio.Event()
+    try:
+        run = asyncio.create_task(Engine(db, settings, provider).run(stop))
+        await asyncio.sleep(2)
+        stop.set()
+        await run
+    finally:
+        await provider.aclose()
+        await db.dispose()
+    async with gateway.client(key) as client:
+        task = (await client.get(f"/v1/tasks/{task_id}")).json()
+    assert (task["state"], task["billing"]["status"]) == ("waiting", "reserved")
