@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from reelgate.upstream.kie import KieProvider
-from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory
+from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory, free_port
 
 FIRST_EXAMPLE = {
     "model": "seedance-2-fast",
@@ -113,3 +113,27 @@ async def test_a_create_that_times_out_after_the_sandbox_made_it_is_recorded_not
             )
         ).json()
     assert stats["created"] == 1
+
+
+async def test_a_task_whose_create_went_unanswered_is_found_again_by_its_callback(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    sandbox = start_sandbox(hang_s=1, faults={"create": {"timeout_after_create": 1.0}})
+    port = free_port()
+    gateway = start_gateway(
+        provider=KieProvider(sandbox, SANDBOX_KEY, timeout_s=0.3),
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+    )
+    key = await gateway.account_with_key("found", credit_usd="1")
+    async with gateway.client(key) as client:
+        created = await client.post("/v1/videos/generations", json=FIRST_EXAMPLE)
+        assert created.status_code == 202, created.text
+        for _ in range(100):
+            task = (await client.get(created.json()["poll_url"])).json()
+            if task["state"] == "success":
+                break
+            await asyncio.sleep(0.1)
+    assert (task["state"], task["billing"]["status"]) == ("success", "committed")
+    row = await _task_row(gateway.settings.database_url, created.json()["task_id"])
+    assert row["submission"] == "accepted"

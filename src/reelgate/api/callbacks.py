@@ -13,6 +13,7 @@ from reelgate.api.errors import ERROR_RESPONSES
 from reelgate.api.gateway import Gateway
 from reelgate.api.public import read_bytes
 from reelgate.api.responses import json_response
+from reelgate.domain.ids import is_id
 from reelgate.engine.transitions import apply_status
 from reelgate.errors import NotFound
 from reelgate.services.tasks import UPSTREAM_CALLBACK_PATH
@@ -34,10 +35,16 @@ async def upstream_callback(request: Request, channel: str) -> Response:
         raise NotFound(f"no upstream channel {channel[:40]!r}")
     body = await read_bytes(request, gw.settings.max_body_bytes)
     status = provider.read_callback(dict(request.headers), body)
-    record = await gw.tasks.store.by_upstream_id(channel, status.upstream_task_id)
+    store = gw.tasks.store
+    record = await store.by_upstream_id(channel, status.upstream_task_id)
+    claimed = request.query_params.get("task_id", "")
+    if record is None and is_id("task", claimed):
+        # A create that timed out after it was sent: the upstream made the task after all.
+        await store.record_upstream_id(claimed, status.upstream_task_id)
+        record = await store.by_upstream_id(channel, status.upstream_task_id)
     if record is None:
         # Answered 200 all the same: the upstream would only retry, and polling is the safety net.
         log.warning("callback for an unknown upstream task on channel %s", channel)
         return json_response(schemas.CallbackAck(received=True, changed=False))
-    changed = await apply_status(gw.tasks.store, record, status)
+    changed = await apply_status(store, record, status)
     return json_response(schemas.CallbackAck(received=True, changed=changed))

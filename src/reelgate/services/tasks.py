@@ -68,7 +68,9 @@ class TaskService:
             )
         )
         try:
-            upstream_id = await self.provider.submit(request, callback_url=self.callback_url)
+            # The callback names our task, so that it can find a task whose create went unanswered.
+            callback_url = f"{self.callback_url}?task_id={record.id}" if self.callback_url else None
+            upstream_id = await self.provider.submit(request, callback_url=callback_url)
         except UpstreamOutcomeUnknown:
             # The task may be running upstream: keep it, its reservation and the client's 202;
             # it is reconciled from callbacks or ends at its deadline, never sent twice.
