@@ -21,16 +21,9 @@ from reelgate.services.accounts import AccountService
 from reelgate.store.database import Database
 from tests.conftest import ADMIN_TOKEN, RunningGateway
 from tests.integration.cli_runner import CliResult, run_cli, sql
+from tests.spec_examples import TEXT_TO_VIDEO as FIRST_EXAMPLE
 
 CREATE: Final = "/v1/videos/generations"
-FIRST_EXAMPLE: Final[dict[str, Any]] = {
-    "model": "seedance-2-fast",
-    "prompt": "A cinematic beach at sunset, gentle waves, palm trees, and orange sky.",
-    "resolution": "720p",
-    "aspect_ratio": "16:9",
-    "duration": 5,
-    "generate_audio": False,
-}
 COST: Final = 825_000
 ERROR_KEYS: Final = {"error", "message", "type", "code", "param"}
 ACCOUNT_KEYS: Final = {

@@ -30,17 +30,10 @@ from reelgate.store.tasks import NewTask, TaskRecord, TaskStore
 from reelgate.upstream.provider import UpstreamStatus
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.integration.cli_runner import run_cli, sql
+from tests.spec_examples import TEXT_TO_VIDEO as FIRST_EXAMPLE
 
 CREATE: Final = "/v1/videos/generations"
 # The specification's first example (text-to-video): seedance-2-fast, 720p, no video input, 5 s.
-FIRST_EXAMPLE: Final[dict[str, Any]] = {
-    "model": "seedance-2-fast",
-    "prompt": "A cinematic beach at sunset, gentle waves, palm trees, and orange sky.",
-    "resolution": "720p",
-    "aspect_ratio": "16:9",
-    "duration": 5,
-    "generate_audio": False,
-}
 COST: Final = 825_000  # 165,000 micro-USDC per second (33 KIE credits) x 5 s x margin 1.0
 ERROR_KEYS: Final = {"error", "message", "type", "code", "param"}
 

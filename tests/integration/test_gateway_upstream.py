@@ -10,15 +10,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from reelgate.upstream.kie import KieProvider
 from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory, free_port
+from tests.spec_examples import TEXT_TO_VIDEO as FIRST_EXAMPLE
 
-FIRST_EXAMPLE = {
-    "model": "seedance-2-fast",
-    "prompt": "A cinematic beach at sunset, gentle waves, palm trees, and orange sky.",
-    "resolution": "720p",
-    "aspect_ratio": "16:9",
-    "duration": 5,
-    "generate_audio": False,
-}
 COST = 825_000
 
 

@@ -17,15 +17,7 @@ from reelgate.domain.task import TaskState
 from reelgate.errors import InvalidRequest, UpstreamError, UpstreamOutcomeUnknown
 from reelgate.upstream.kie import KieProvider, meaning_of
 from tests.conftest import SANDBOX_KEY, SandboxFactory
-
-FIRST_EXAMPLE = {
-    "model": "seedance-2-fast",
-    "prompt": "A cinematic beach at sunset, gentle waves, palm trees, and orange sky.",
-    "resolution": "720p",
-    "aspect_ratio": "16:9",
-    "duration": 5,
-    "generate_audio": False,
-}
+from tests.spec_examples import TEXT_TO_VIDEO as FIRST_EXAMPLE
 
 ProviderFactory = Callable[..., KieProvider]
 

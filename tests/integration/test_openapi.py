@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 
 from reelgate.domain.catalogue import ASPECT_RATIOS, MODELS, RESOLUTIONS
 from reelgate.domain.request import VideoGenerationRequest
+from tests import spec_examples
 from tests.conftest import RunningGateway
 from tests.integration.api_helpers import (
     CREATE_PATHS,
@@ -267,30 +268,7 @@ async def test_create_request_schema_has_exactly_the_accepted_fields(
         assert _types(props[name]) - {"null"} == {"string"}, name
 
 
-SPEC_EXAMPLES: Final[list[dict[str, Any]]] = [
-    VALID_REQUEST,
-    {
-        "model": "seedance-2",
-        "prompt": "Animate a product reveal from the first frame into the final packaging frame.",
-        "first_frame_url": "https://example.com/first.png",
-        "last_frame_url": "https://example.com/last.png",
-        "resolution": "1080p",
-        "aspect_ratio": "16:9",
-        "duration": 8,
-    },
-    {
-        "model": "seedance-2-fast",
-        "prompt": "Use the references to create a fast, polished launch video.",
-        "reference_image_urls": ["https://example.com/style.png"],
-        "reference_video_urls": ["https://example.com/motion.mp4"],
-        "reference_audio_urls": ["https://example.com/music.mp3"],
-        "resolution": "720p",
-        "aspect_ratio": "9:16",
-        "duration": 10,
-        "web_search": False,
-        "nsfw_checker": False,
-    },
-]
+SPEC_EXAMPLES: Final = spec_examples.ALL
 
 
 @pytest.mark.parametrize(

@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import RunningGateway
-
-FIRST_EXAMPLE = {
-    "model": "seedance-2-fast",
-    "prompt": "A cinematic beach at sunset, gentle waves, palm trees, and orange sky.",
-    "resolution": "720p",
-    "aspect_ratio": "16:9",
-    "duration": 5,
-    "generate_audio": False,
-}
+from tests.spec_examples import TEXT_TO_VIDEO as FIRST_EXAMPLE
 
 
 async def test_first_example_is_accepted_and_reads_back_waiting(

@@ -15,6 +15,9 @@ from reelgate.domain.catalogue import MODELS
 from reelgate.domain.money import margin_to_ppm
 from reelgate.domain.pricing import PriceBook, with_margin
 from reelgate.domain.request import parse_request
+from tests.spec_examples import FIRST_AND_LAST_FRAME as SPEC_FIRST_AND_LAST_FRAME
+from tests.spec_examples import MULTIMODAL as SPEC_MULTIMODAL
+from tests.spec_examples import TEXT_TO_VIDEO as SPEC_TEXT_TO_VIDEO
 
 MICRO_PER_CREDIT = 5000
 """1 KIE credit = $0.005 = 5000 micro-USDC."""
@@ -36,35 +39,6 @@ KIE_CREDITS: dict[tuple[str, str, bool], Decimal] = {
 MARGIN_1 = 1_000_000
 
 # The specification's three example bodies, verbatim.
-SPEC_TEXT_TO_VIDEO: dict[str, Any] = {
-    "model": "seedance-2-fast",
-    "prompt": "A cinematic beach at sunset, gentle waves, palm trees, and orange sky.",
-    "resolution": "720p",
-    "aspect_ratio": "16:9",
-    "duration": 5,
-    "generate_audio": False,
-}
-SPEC_FIRST_AND_LAST_FRAME: dict[str, Any] = {
-    "model": "seedance-2",
-    "prompt": "Animate a product reveal from the first frame into the final packaging frame.",
-    "first_frame_url": "https://example.com/first.png",
-    "last_frame_url": "https://example.com/last.png",
-    "resolution": "1080p",
-    "aspect_ratio": "16:9",
-    "duration": 8,
-}
-SPEC_MULTIMODAL: dict[str, Any] = {
-    "model": "seedance-2-fast",
-    "prompt": "Use the references to create a fast, polished launch video.",
-    "reference_image_urls": ["https://example.com/style.png"],
-    "reference_video_urls": ["https://example.com/motion.mp4"],
-    "reference_audio_urls": ["https://example.com/music.mp3"],
-    "resolution": "720p",
-    "aspect_ratio": "9:16",
-    "duration": 10,
-    "web_search": False,
-    "nsfw_checker": False,
-}
 
 
 def tier_name(resolution: str, video_input: bool) -> str:
