@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
@@ -20,15 +19,15 @@ from reelgate.domain.catalogue import MODELS
 from reelgate.domain.ids import new_id
 from reelgate.domain.money import micro_to_usd
 from reelgate.domain.pricing import PriceBook
-from reelgate.domain.request import VideoGenerationRequest, parse_request
+from reelgate.domain.request import parse_request
 from reelgate.domain.task import TaskState
 from reelgate.errors import UpstreamError
 from reelgate.services.accounts import AccountService
 from reelgate.store.accounts import Account
 from reelgate.store.database import Database
 from reelgate.store.tasks import NewTask, TaskRecord, TaskStore
-from reelgate.upstream.provider import UpstreamStatus
 from tests.conftest import GatewayFactory, RunningGateway
+from tests.doubles import AcceptingProvider, RefusingProvider
 from tests.integration.cli_runner import run_cli, sql
 from tests.spec_examples import TEXT_TO_VIDEO as FIRST_EXAMPLE
 
@@ -162,56 +161,6 @@ async def test_open_reservations_count_against_the_balance_before_anything_is_sp
     account = await account_json(gateway, "holder")
     assert account["balance_micro_usdc"] == COST + COST // 2
     assert account["available_micro_usdc"] == COST // 2
-
-
-# Providers
-
-
-@dataclass
-class RefusingProvider:
-    """A test double of the Provider interface (reelgate.upstream.provider.Provider): an upstream
-    that refuses every task by raising UpstreamError, as the interface says providers report a
-    refused or failed create. It counts the submissions it was asked for."""
-
-    error: UpstreamError
-    channel: str = "kie"
-    submissions: int = 0
-
-    async def submit(self, request: VideoGenerationRequest, callback_url: str | None) -> str:
-        self.submissions += 1
-        raise self.error
-
-    async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
-        raise AssertionError("a refused task has no upstream id to ask about")
-
-    def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
-        raise AssertionError("a refused task gets no callbacks")
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
-
-
-@dataclass
-class AcceptingProvider:
-    """A test double of the Provider interface (reelgate.upstream.provider.Provider): an upstream
-    that accepts every task under a recognisable id and reports it still running."""
-
-    channel: str = "kie"
-    upstream_ids: list[str] = field(default_factory=list)
-
-    async def submit(self, request: VideoGenerationRequest, callback_url: str | None) -> str:
-        upstream_id = f"UPSTREAM-{uuid.uuid4().hex}"
-        self.upstream_ids.append(upstream_id)
-        return upstream_id
-
-    async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
-        return UpstreamStatus(upstream_task_id=upstream_task_id, state=None)
-
-    def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
-        raise AssertionError("no callbacks in this test")
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
 
 
 REFUSALS: Final = [

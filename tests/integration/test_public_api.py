@@ -7,9 +7,7 @@ import asyncio
 import base64
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -18,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from reelgate.domain.request import VideoGenerationRequest
-from reelgate.upstream.provider import UpstreamStatus
 from tests.conftest import GatewayFactory, RunningGateway
+from tests.doubles import AcceptingProvider
 from tests.integration.api_helpers import (
     BILLING_KEYS,
     CREATE_PATHS,
@@ -177,32 +175,10 @@ async def test_empty_reference_video_array_counts_as_absent(
     )
 
 
-@dataclass
-class RecordingProvider:
-    """An upstream that accepts every task under a recognisable id and reports it running."""
-
-    channel: str = "kie"
-    upstream_ids: list[str] = field(default_factory=list)
-
-    async def submit(self, request: VideoGenerationRequest, callback_url: str | None) -> str:
-        upstream_id = f"UPSTREAM-{uuid.uuid4().hex}"
-        self.upstream_ids.append(upstream_id)
-        return upstream_id
-
-    async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
-        return UpstreamStatus(upstream_task_id=upstream_task_id, state=None)
-
-    def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
-        raise NotImplementedError("no callbacks in this test")
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
-
-
 async def test_upstream_task_id_never_appears_in_any_response(
     start_gateway: GatewayFactory,
 ) -> None:
-    provider = RecordingProvider()
+    provider = AcceptingProvider()
     gateway = start_gateway(provider=provider)
     key = await gateway.account_with_key("alice")
     seen: list[str] = []
