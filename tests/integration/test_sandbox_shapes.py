@@ -1,293 +1,312 @@
-"""The sandbox held to KIE's documented shapes, and its knobs to their effect."""
+"""The sandbox held to KIE's documented shapes: records through every state, errors, auth,
+validation and credits."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
+import re
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import orjson
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from tests.conftest import SANDBOX_KEY, SandboxFactory, free_port
+from reelgate.upstream.sandbox import SandboxSettings, create_sandbox_app
+from tests.conftest import SANDBOX_KEY, SandboxFactory
+from tests.sandbox_support import (
+    FAST_480P,
+    assert_kie_record,
+    create,
+    kie_client,
+    record,
+    serve,
+    stats,
+    until_finished,
+)
 
-BODY = {
-    "model": "bytedance/seedance-2-fast",
-    "input": {"prompt": "a paper boat on a pond", "resolution": "480p", "duration": 4},
-}
-RECORD_FIELDS = {
-    "taskId": str,
-    "model": str,
-    "state": str,
-    "param": str,
-    "resultJson": str,
-    "failCode": str,
-    "failMsg": str,
-    "costTime": int,
-    "completeTime": (int, type(None)),
-    "createTime": int,
-    "updateTime": int,
-}
+ENDPOINTS = [
+    ("POST", "/api/v1/jobs/createTask"),
+    ("GET", "/api/v1/jobs/recordInfo?taskId=task_bytedance_1"),
+    ("GET", "/api/v1/chat/credit"),
+    ("GET", "/sandbox/stats"),
+    ("GET", "/sandbox/tasks/task_bytedance_1"),
+]
 
 
-@pytest.fixture
-async def client_for() -> AsyncIterator[Any]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(base_url: str, key: str | None = SANDBOX_KEY) -> httpx.AsyncClient:
-        headers = {"authorization": f"Bearer {key}"} if key else {}
-        client = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
+@pytest.fixture(scope="module")
+def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One sandbox for the tables of requests below: starting one per case costs more than the
+    case. Its tasks take long enough that none of them renders while the module runs."""
+    settings = SandboxSettings(
+        api_key=SANDBOX_KEY, waiting_s=60, media_dir=tmp_path_factory.mktemp("media")
+    )
+    with serve(create_sandbox_app(settings)) as base:
+        yield base
 
 
-async def _create(client: httpx.AsyncClient, body: dict[str, Any] = BODY) -> str:
-    answer = (await client.post("/api/v1/jobs/createTask", json=body)).json()
-    assert answer["code"] == 200, answer
-    task_id: str = answer["data"]["taskId"]
-    return task_id
+def _input(**fields: Any) -> dict[str, Any]:
+    return {**FAST_480P, "input": {**FAST_480P["input"], **fields}}
 
 
-async def _record(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
-    answer = (await client.get("/api/v1/jobs/recordInfo", params={"taskId": task_id})).json()
-    assert (answer["code"], answer["msg"]) == (200, "success")
-    data: dict[str, Any] = answer["data"]
-    return data
-
-
-def _assert_kie_record(data: dict[str, Any]) -> None:
-    assert set(data) == set(RECORD_FIELDS)
-    for name, kind in RECORD_FIELDS.items():
-        assert isinstance(data[name], kind), f"{name} is {type(data[name]).__name__}"
-    assert data["createTime"] > 1_600_000_000_000, "times are Unix milliseconds"
-
-
-async def test_create_and_record_info_answer_in_kies_shapes_through_every_state(
-    start_sandbox: SandboxFactory, client_for: Any
+async def test_a_task_moves_through_every_state_in_kies_record_shape(
+    start_sandbox: SandboxFactory,
 ) -> None:
-    client = client_for(start_sandbox())
-    task_id = await _create(client)
-    states: list[str] = []
-    for _ in range(100):
-        data = await _record(client, task_id)
-        _assert_kie_record(data)
-        states.append(data["state"])
-        if data["state"] == "success":
-            break
-        assert data["resultJson"] == ""
-        assert data["completeTime"] is None
-        await asyncio.sleep(0.05)
-    assert orjson.loads(data["param"]) == BODY
-    assert orjson.loads(data["resultJson"])["resultUrls"][0].endswith(".mp4")
-    assert data["completeTime"] >= data["createTime"]
+    async with kie_client(start_sandbox()) as client:
+        task_id = await create(client)
+        seen: list[dict[str, Any]] = []
+        while not seen or seen[-1]["state"] != "success":
+            seen.append(await record(client, task_id))
+            await asyncio.sleep(0.03)
+    assert re.fullmatch(r"task_bytedance_\d+", task_id)
+    for data in seen:
+        assert_kie_record(data)
+        assert (data["taskId"], data["model"]) == (task_id, "bytedance/seedance-2-fast")
+        assert orjson.loads(data["param"]) == FAST_480P
+        assert (data["failCode"], data["failMsg"]) == ("", "")
+    *running, done = seen
+    states = [data["state"] for data in seen]
     order = ["waiting", "queuing", "generating", "success"]
-    assert [order.index(state) for state in states] == sorted(order.index(s) for s in states)
-    assert {"waiting", "generating", "success"} <= set(states)
+    assert states == sorted(states, key=order.index)
+    assert set(states) == set(order)
+    for data in running:
+        assert (data["resultJson"], data["completeTime"], data["costTime"]) == ("", None, 0)
+        assert data["createTime"] <= data["updateTime"]
+    (url,) = orjson.loads(done["resultJson"])["resultUrls"]
+    assert url.startswith("http://127.0.0.1:")
+    assert url.endswith(".mp4")
+    assert done["updateTime"] == done["completeTime"]
+    assert done["costTime"] == done["completeTime"] - done["createTime"] >= 800
+
+
+async def test_update_time_is_when_the_task_entered_its_state(
+    start_sandbox: SandboxFactory,
+) -> None:
+    async with kie_client(start_sandbox(waiting_s=0.3, queuing_s=5)) as client:
+        task_id = await create(client)
+        waiting = await record(client, task_id)
+        await asyncio.sleep(0.35)
+        queuing = await record(client, task_id)
+    assert (waiting["state"], queuing["state"]) == ("waiting", "queuing")
+    assert waiting["updateTime"] == waiting["createTime"]
+    assert queuing["updateTime"] == queuing["createTime"] + 300
 
 
 async def test_a_failing_task_carries_its_fail_code_and_no_result(
-    start_sandbox: SandboxFactory, client_for: Any
+    start_sandbox: SandboxFactory,
 ) -> None:
-    client = client_for(start_sandbox(fail_share=1.0, fail_code="501"))
-    task_id = await _create(client)
-    await asyncio.sleep(1.0)
-    data = await _record(client, task_id)
-    assert (data["state"], data["failCode"], data["resultJson"]) == ("fail", "501", "")
-    assert data["failMsg"]
+    async with kie_client(
+        start_sandbox(fail_share=1.0, fail_code="501", fail_message="no luck")
+    ) as client:
+        data = await until_finished(client, await create(client))
+    assert_kie_record(data)
+    assert (data["state"], data["failCode"], data["failMsg"]) == ("fail", "501", "no luck")
+    assert data["resultJson"] == ""
+    assert data["completeTime"] == data["updateTime"] == data["createTime"] + data["costTime"]
 
 
-@pytest.mark.parametrize(
-    ("key", "body", "code"),
-    [
-        (None, BODY, 401),
-        ("wrong-key", BODY, 401),
-        (SANDBOX_KEY, {**BODY, "model": "bytedance/seedance-3"}, 422),
-        (SANDBOX_KEY, {"model": "bytedance/seedance-2"}, 422),
-        (SANDBOX_KEY, {**BODY, "input": {**BODY["input"], "prompt": "hi"}}, 422),
-        (SANDBOX_KEY, {**BODY, "input": {**BODY["input"], "duration": 16}}, 422),
-        (SANDBOX_KEY, {**BODY, "input": {**BODY["input"], "resolution": "1080p"}}, 422),
-    ],
-    ids=["no-key", "wrong-key", "unknown-model", "no-input", "short-prompt", "long", "fast-1080p"],
-)
-async def test_refused_creates_answer_kies_error_envelope(
-    start_sandbox: SandboxFactory, client_for: Any, key: str | None, body: dict[str, Any], code: int
+async def test_param_is_the_create_body_as_sent_including_the_callback_url(
+    start_sandbox: SandboxFactory,
 ) -> None:
-    answer = await client_for(start_sandbox(), key).post("/api/v1/jobs/createTask", json=body)
+    body = {
+        "model": "bytedance/seedance-2",
+        "callBackUrl": "http://127.0.0.1:9/cb",
+        "input": {
+            "prompt": "two cats",
+            "reference_image_urls": ["https://example.com/a.png"],
+            "generate_audio": False,
+            "web_search": True,
+        },
+    }
+    async with kie_client(start_sandbox()) as client:
+        data = await record(client, await create(client, body))
+    assert isinstance(data["param"], str)
+    assert orjson.loads(data["param"]) == body
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+@pytest.mark.parametrize("key", [None, "wrong-key"], ids=["no-key", "wrong-key"])
+async def test_every_endpoint_refuses_a_missing_or_wrong_key_with_body_code_401(
+    start_sandbox: SandboxFactory, method: str, path: str, key: str | None
+) -> None:
+    async with kie_client(start_sandbox(), key) as client:
+        answer = await client.request(method, path, json=FAST_480P)
     assert answer.status_code == 200
-    payload = answer.json()
-    assert set(payload) == {"code", "msg", "data"}
-    assert (payload["code"], payload["data"]) == (code, None)
-    assert isinstance(payload["msg"], str)
+    assert answer.json() == {"code": 401, "msg": answer.json()["msg"], "data": None}
+
+
+async def test_without_a_configured_key_any_bearer_token_is_accepted_but_one_is_required(
+    start_sandbox: SandboxFactory,
+) -> None:
+    base = start_sandbox(api_key=None)
+    async with kie_client(base, "anything") as client:
+        await create(client)
+    async with kie_client(base, None) as client:
+        assert (await client.get("/api/v1/chat/credit")).json()["code"] == 401
+
+
+LONG_PROMPT = "x" * 20_001
+INVALID = {
+    "unknown-model": {**FAST_480P, "model": "bytedance/seedance-3"},
+    "no-model": {"input": FAST_480P["input"]},
+    "no-input": {"model": "bytedance/seedance-2"},
+    "input-not-object": {"model": "bytedance/seedance-2", "input": "a cat"},
+    "no-prompt": {"model": "bytedance/seedance-2", "input": {"duration": 5}},
+    "prompt-2-chars": _input(prompt="hi"),
+    "prompt-20001-chars": _input(prompt=LONG_PROMPT),
+    "duration-3": _input(duration=3),
+    "duration-16": _input(duration=16),
+    "duration-string": _input(duration="5"),
+    "resolution-2k": _input(resolution="2k"),
+    "fast-1080p": _input(resolution="1080p"),
+    "aspect-2:1": _input(aspect_ratio="2:1"),
+    "generate-audio-string": _input(generate_audio="yes"),
+    "frames-and-references": _input(
+        first_frame_url="https://example.com/f.png",
+        reference_image_urls=["https://example.com/r.png"],
+    ),
+    "last-frame-alone": _input(last_frame_url="https://example.com/l.png"),
+    "10-reference-images": _input(
+        reference_image_urls=[f"https://example.com/{i}.png" for i in range(10)]
+    ),
+    "4-reference-videos": _input(
+        reference_video_urls=[f"https://example.com/{i}.mp4" for i in range(4)]
+    ),
+    "4-reference-audios": _input(
+        reference_audio_urls=[f"https://example.com/{i}.mp3" for i in range(4)]
+    ),
+    "bad-image-url": _input(reference_image_urls=["not a url"]),
+    "bad-callback-url": {**FAST_480P, "callBackUrl": "nowhere"},
+    "body-not-object": ["a", "list"],
+}
+
+
+@pytest.mark.parametrize("body", INVALID.values(), ids=INVALID.keys())
+async def test_invalid_creates_answer_body_code_422_and_create_nothing(
+    start_sandbox: SandboxFactory, body: object
+) -> None:
+    async with kie_client(start_sandbox()) as client:
+        answer = await client.post("/api/v1/jobs/createTask", json=body)
+        assert answer.status_code == 200
+        payload = answer.json()
+        assert set(payload) == {"code", "msg", "data"}
+        assert (payload["code"], payload["data"]) == (422, None)
+        assert isinstance(payload["msg"], str)
+        assert payload["msg"]
+        assert (await stats(client))["created"] == 0
+
+
+async def test_a_body_that_is_not_json_answers_422(start_sandbox: SandboxFactory) -> None:
+    async with kie_client(start_sandbox()) as client:
+        answer = await client.post("/api/v1/jobs/createTask", content=b"{not json")
+    assert answer.json()["code"] == 422
+
+
+VALID_EDGES = {
+    "prompt-3-chars": _input(prompt="cat"),
+    "prompt-20000-chars": _input(prompt="y" * 20_000),
+    "duration-15": _input(duration=15),
+    "aspect-adaptive": _input(aspect_ratio="adaptive"),
+    "first-and-last-frames": _input(
+        first_frame_url="asset://asset-20260404242101-76djj",
+        last_frame_url="https://example.com/l.png",
+    ),
+    "all-references-at-their-limits": _input(
+        reference_image_urls=[f"https://example.com/{i}.png" for i in range(9)],
+        reference_video_urls=[f"https://example.com/{i}.mp4" for i in range(3)],
+        reference_audio_urls=[f"https://example.com/{i}.mp3" for i in range(3)],
+    ),
+    "seedance-2-1080p": {**_input(resolution="1080p"), "model": "bytedance/seedance-2"},
+}
+
+
+@pytest.mark.parametrize("body", VALID_EDGES.values(), ids=VALID_EDGES.keys())
+async def test_requests_at_the_edges_of_the_rules_are_accepted(
+    start_sandbox: SandboxFactory, body: dict[str, Any]
+) -> None:
+    async with kie_client(start_sandbox()) as client:
+        await create(client, body)
 
 
 @pytest.mark.parametrize(("params", "code"), [({}, 400), ({"taskId": "task_bytedance_0"}, 404)])
 async def test_record_info_without_or_with_an_unknown_task_is_refused(
-    start_sandbox: SandboxFactory, client_for: Any, params: dict[str, str], code: int
+    start_sandbox: SandboxFactory, params: dict[str, str], code: int
 ) -> None:
-    answer = await client_for(start_sandbox()).get("/api/v1/jobs/recordInfo", params=params)
-    assert answer.json()["code"] == code
+    async with kie_client(start_sandbox()) as client:
+        answer = await client.get("/api/v1/jobs/recordInfo", params=params)
+    assert answer.status_code == 200
+    assert answer.json() == {"code": code, "msg": answer.json()["msg"], "data": None}
 
 
-async def test_credits_fall_by_kies_price_for_each_create(
-    start_sandbox: SandboxFactory, client_for: Any
-) -> None:
-    client = client_for(start_sandbox(credits=100))
-    await _create(client)  # seedance-2-fast 480p, 4 s: 15.5 credits a second
-    assert (await client.get("/api/v1/chat/credit")).json() == {
-        "code": 200,
-        "msg": "success",
-        "data": 100 - 15.5 * 4,
-    }
-    second = (await client.post("/api/v1/jobs/createTask", json=BODY)).json()
-    assert second["code"] == 402
-
-
-async def test_latency_is_added_to_the_configured_endpoint(
-    start_sandbox: SandboxFactory, client_for: Any
-) -> None:
-    client = client_for(start_sandbox(faults={"credit": {"latency_ms": 300}}))
-    started = time.monotonic()
-    await client.get("/api/v1/chat/credit")
-    assert time.monotonic() - started >= 0.3
-
-
-async def test_a_timeout_fault_holds_the_request_past_the_clients_patience(
-    start_sandbox: SandboxFactory, client_for: Any
-) -> None:
-    client = client_for(start_sandbox(hang_s=2, faults={"credit": {"timeout": 1.0}}))
-    with pytest.raises(httpx.ReadTimeout):
-        await client.get("/api/v1/chat/credit", timeout=0.5)
-
-
-async def test_the_same_seed_gives_the_same_outcomes(
-    start_sandbox: SandboxFactory, client_for: Any
-) -> None:
-    outcomes = []
-    for _ in range(2):
-        client = client_for(start_sandbox(seed=11, faults={"credit": {"body_codes": {429: 0.5}}}))
-        outcomes.append(
-            [(await client.get("/api/v1/chat/credit")).json()["code"] for _ in range(20)]
-        )
-    assert outcomes[0] == outcomes[1]
-    assert set(outcomes[0]) == {200, 429}
-
-
-async def test_concurrent_polls_of_one_task_are_counted_as_overlapping(
-    start_sandbox: SandboxFactory, client_for: Any
-) -> None:
-    client = client_for(start_sandbox(faults={"record": {"latency_ms": 300}}))
-    task_id = await _create(client)
-    await _record(client, task_id)
-    await _record(client, task_id)
-    assert (await client.get("/sandbox/stats")).json().get("overlapping_polls", 0) == 0
-    await asyncio.gather(_record(client, task_id), _record(client, task_id))
-    assert (await client.get("/sandbox/stats")).json()["overlapping_polls"] == 1
-
-
-class _Receiver:
-    """A loopback HTTP server that keeps every callback it gets."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes, float]] = []
-
-        async def receive(request: Request) -> Response:
-            self.received.append((dict(request.headers), await request.body(), time.time()))
-            return Response("ok")
-
-        self.port = free_port()
-        config = uvicorn.Config(
-            Starlette(routes=[Route("/cb", receive, methods=["POST"])]),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/cb"
-
-
-@pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    receiver = _Receiver()
-    receiver.thread.start()
-    for _ in range(500):
-        if receiver.server.started:
-            break
-        time.sleep(0.01)
-    yield receiver
-    receiver.server.should_exit = True
-    receiver.thread.join(timeout=10)
-
-
-async def _callbacks(
-    receiver: _Receiver, expected: int
-) -> list[tuple[dict[str, str], bytes, float]]:
-    """What arrived once ``expected`` callbacks did (or 8 s passed), plus a grace for extras."""
-    for _ in range(80):
-        if len(receiver.received) >= expected:
-            break
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(1.5 if expected == 0 else 0.5)
-    return list(receiver.received)
-
-
-async def test_a_finished_task_is_called_back_signed_like_kie(
-    start_sandbox: SandboxFactory, client_for: Any, receiver: _Receiver
-) -> None:
-    client = client_for(start_sandbox(hmac_key="hook-key"))
-    task_id = await _create(client, {**BODY, "callBackUrl": receiver.url})
-    (headers, body, _), *rest = await _callbacks(receiver, 1)
-    assert rest == []
-    payload = orjson.loads(body)
-    assert (payload["code"], payload["msg"]) == (200, "success")
-    _assert_kie_record(payload["data"])
-    assert (payload["data"]["taskId"], payload["data"]["state"]) == (task_id, "success")
-    timestamp = headers["x-webhook-timestamp"]
-    expected = hmac.new(b"hook-key", f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
-    assert headers["x-webhook-signature"] == base64.b64encode(expected).decode()
-
-
-@pytest.mark.parametrize(
-    ("knobs", "count"),
-    [({"callback_lost_share": 1.0}, 0), ({"callback_duplicate_share": 1.0}, 2)],
-    ids=["lost", "duplicated"],
-)
-async def test_lost_and_duplicated_callbacks(
+async def test_credits_fall_by_kies_price_for_each_create_until_402(
     start_sandbox: SandboxFactory,
-    client_for: Any,
-    receiver: _Receiver,
-    knobs: dict[str, float],
-    count: int,
 ) -> None:
-    client = client_for(start_sandbox(**knobs))
-    await _create(client, {**BODY, "callBackUrl": receiver.url})
-    if count == 0:
-        await asyncio.sleep(1.5)  # past the moment the task finishes
-    assert len(await _callbacks(receiver, count)) == count
+    with_video = {
+        "model": "bytedance/seedance-2",
+        "input": {
+            "prompt": "a dance like this one",
+            "reference_video_urls": ["https://example.com/moves.mp4"],
+            "duration": 5,
+        },
+    }
+    async with kie_client(start_sandbox(credits=200)) as client:
+        assert (await client.get("/api/v1/chat/credit")).json() == {
+            "code": 200,
+            "msg": "success",
+            "data": 200,
+        }
+        await create(client)  # seedance-2-fast, 480p, no video input: 15.5 x 4 s
+        assert (await client.get("/api/v1/chat/credit")).json()["data"] == 200 - 62
+        await create(client, with_video)  # seedance-2, 720p by default, with video: 25 x 5 s
+        assert (await client.get("/api/v1/chat/credit")).json()["data"] == 200 - 62 - 125
+        refused = (await client.post("/api/v1/jobs/createTask", json=FAST_480P)).json()
+        assert refused == {"code": 402, "msg": refused["msg"], "data": None}
+        assert (await client.get("/api/v1/chat/credit")).json()["data"] == 13
+        assert (await stats(client))["created"] == 2
 
 
-async def test_a_late_callback_comes_after_the_task_finished(
-    start_sandbox: SandboxFactory, client_for: Any, receiver: _Receiver
+async def test_task_ids_are_distinct_even_when_created_in_the_same_millisecond(
+    start_sandbox: SandboxFactory,
 ) -> None:
-    client = client_for(start_sandbox(callback_late_share=1.0, callback_late_s=1.0))
-    await _create(client, {**BODY, "callBackUrl": receiver.url})
-    ((_, body, arrived),) = await _callbacks(receiver, 1)
-    assert arrived - orjson.loads(body)["data"]["createTime"] / 1000 >= 0.8 + 1.0
+    async with kie_client(start_sandbox()) as client:
+        ids = await asyncio.gather(*(create(client) for _ in range(30)))
+    assert len(set(ids)) == 30
+
+
+async def test_the_task_detail_shows_the_record_and_what_was_drawn(
+    start_sandbox: SandboxFactory,
+) -> None:
+    body = {**FAST_480P, "callBackUrl": "http://127.0.0.1:9/cb"}
+    async with kie_client(start_sandbox(callback_duplicate_share=1.0)) as client:
+        task_id = await create(client, body)
+        await record(client, task_id)
+        detail = (await client.get(f"/sandbox/tasks/{task_id}")).json()
+        missing = (await client.get("/sandbox/tasks/task_bytedance_0")).json()
+    assert detail["code"] == 200
+    data = detail["data"]
+    assert data["taskId"] == task_id
+    assert data["sandbox"]["polls"] == 1
+    assert data["sandbox"]["drawnToFail"] is False
+    assert data["sandbox"]["callback"] == {
+        "url": "http://127.0.0.1:9/cb",
+        "lost": False,
+        "late_s": 0.0,
+        "copies": 2,
+    }
+    assert missing["code"] == 404
+
+
+async def test_stats_count_creates_polls_per_task_and_credit_calls(
+    start_sandbox: SandboxFactory,
+) -> None:
+    async with kie_client(start_sandbox()) as client:
+        first, second = await create(client), await create(client)
+        for _ in range(3):
+            await record(client, first)
+        await record(client, second)
+        await client.get("/api/v1/chat/credit")
+        counts = await stats(client)
+    assert counts["created"] == 2
+    assert counts["record_calls"] == 4
+    assert counts["credit_calls"] == 1
+    assert counts["polls"] == {first: 3, second: 1}
+    assert counts["overlapping_polls"] == 0
