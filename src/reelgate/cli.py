@@ -151,8 +151,9 @@ def sandbox(
 @app.command("engine")
 def engine_command() -> None:
     """Run only the task engine, for deployments that split it from the API (PostgreSQL)."""
-    from reelgate.engine.poller import Engine
-    from reelgate.upstream.wiring import build_upstream
+    from reelgate.engine.process import EngineProcess
+    from reelgate.services.signing import media_signing_key
+    from reelgate.upstream.wiring import build_upstream, loopback_base
 
     settings = _settings()
     if settings.kie_api_key is None:
@@ -171,8 +172,15 @@ def engine_command() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        # Webhooks carry the task as its owner reads it, video links included.
+        view = resources.TaskView(
+            poll_interval_ms=settings.recommended_poll_interval_ms,
+            link_base=(settings.public_url or loopback_base(settings)).rstrip("/"),
+            link_key=await media_signing_key(db, settings),
+            link_ttl_s=settings.media_link_ttl_s,
+        )
         try:
-            await Engine(db, settings, provider).run(stop)
+            await EngineProcess(db, settings, provider, lambda r: view.body(r)[0]).run(stop)
         finally:
             await provider.aclose()
 

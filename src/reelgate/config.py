@@ -6,9 +6,10 @@ Every setting has a default that lets ``reelgate serve`` start with nothing conf
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reelgate.domain.money import MICRO_PER_UNIT
@@ -67,6 +68,26 @@ class Settings(BaseSettings):
     engine_lease_s: float = Field(default=60.0, gt=0)
     task_deadline_s: float = Field(default=3600.0, gt=0)
     """After this long a task gets one last upstream check, then fails with its money released."""
+
+    media_dir: Path = Path("reelgate-media")
+    """Where finished videos are kept (relative to the working directory). Processes that split
+    the API from the engine must share it."""
+    media_link_ttl_s: int = Field(default=86_400, ge=60)
+    """How long a signed video link in a task's result works; polling again gives a fresh one."""
+    media_signing_key: SecretStr | None = None
+    """Signs video links; when unset, one is generated once and kept in the database."""
+    media_max_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    """A result larger than this is not copied (and the task does not succeed)."""
+    media_timeout_s: float = Field(default=60.0, gt=0)
+    """Longest silence while copying a video from the upstream."""
+
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    """Longest wait for a client's webhook receiver to answer one delivery."""
+    webhook_concurrency: int = Field(default=32, ge=1)
+    webhook_retry_scale: float = Field(default=1.0, gt=0)
+    """Multiplies the retry schedule (5 s, 30 s, 2 min ... for a day); tests shrink it."""
+    webhook_allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    """Networks a callBackUrl may reach although they are not public, e.g. ["10.1.0.0/16"]."""
 
     task_cache_size: int = Field(default=100_000, ge=0)
     key_cache_size: int = Field(default=10_000, ge=0)

@@ -33,6 +33,12 @@ class Unauthorized(ReelgateError):
     code = "invalid_api_key"
 
 
+class Forbidden(ReelgateError):
+    """The credentials are valid but do not grant this (an expired or forged video link)."""
+
+    code = "forbidden"
+
+
 class InsufficientBalance(ReelgateError):
     code = "insufficient_balance"
 

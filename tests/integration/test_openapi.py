@@ -27,6 +27,10 @@ PUBLIC_OPERATIONS: Final = {
     ("/v1/tasks/{task_id}", "get"),
     ("/v1/models", "get"),
     ("/v1/models/{model_id}", "get"),
+    ("/v1/tasks/{task_id}/events", "get"),
+    ("/v1/tasks/{task_id}/content/{index}", "get"),
+    ("/v1/webhooks/secret", "get"),
+    ("/v1/webhooks/secret/rotate", "post"),
 }
 ADMIN_OPERATIONS: Final = {
     ("/admin/accounts", "post"),

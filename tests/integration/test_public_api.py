@@ -119,7 +119,7 @@ FRAMES_REQUEST: dict[str, Any] = {
     "duration": 8,
     "web_search": False,
     "nsfw_checker": True,
-    "callBackUrl": "http://127.0.0.1:9/reelgate-hook",
+    "callBackUrl": "https://hooks.example.com/reelgate-hook",
 }
 REFERENCES_REQUEST: dict[str, Any] = {
     "model": "seedance-2-fast",

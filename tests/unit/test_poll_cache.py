@@ -41,8 +41,8 @@ def test_a_zero_size_cache_keeps_nothing() -> None:
 
 def test_changes_drop_their_entries_and_a_resync_drops_all() -> None:
     cache = PollCache(key_size=10, task_size=10)
-    cache.tasks.fill("task_1", ("acct", b"{}"), cache.tasks.ticket("task_1"))
-    cache.tasks.fill("task_2", ("acct", b"{}"), cache.tasks.ticket("task_2"))
+    cache.tasks.fill("task_1", ("acct", b"{}", None), cache.tasks.ticket("task_1"))
+    cache.tasks.fill("task_2", ("acct", b"{}", None), cache.tasks.ticket("task_2"))
     cache.apply((changes.TASK, "task_1"))
     assert cache.tasks.get("task_1") is None
     assert cache.tasks.get("task_2") is not None

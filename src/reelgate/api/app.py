@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,14 +14,16 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp
 
 import reelgate
-from reelgate.api import admin, callbacks, errors, public, resources
+from reelgate.api import admin, callbacks, content, errors, events, public, resources, webhooks
 from reelgate.api.fastpath import PollFastPath
 from reelgate.api.gateway import Gateway
 from reelgate.api.poll_cache import PollCache
 from reelgate.config import Settings
 from reelgate.domain.pricing import PriceBook
-from reelgate.engine.poller import Engine
+from reelgate.engine.media import MediaStore
+from reelgate.engine.process import EngineProcess
 from reelgate.services.accounts import AccountService, hash_secret
+from reelgate.services.signing import media_signing_key
 from reelgate.services.tasks import TaskService
 from reelgate.store import changes, meta
 from reelgate.store.database import Database
@@ -37,9 +40,11 @@ async def _follow_changes(gateway: Gateway) -> None:
         try:
             async for change in changes.follow(gateway.db, gateway.settings.change_poll_interval_s):
                 gateway.cache.apply(change)
+                gateway.events.apply(change)  # after the cache: streams then read fresh bodies
         except Exception:
             log.exception("change feed failed; dropping the poll cache and following again")
             gateway.cache.apply(changes.RESYNC)
+            gateway.events.apply(changes.RESYNC)
             await asyncio.sleep(1)
 
 
@@ -53,6 +58,13 @@ def _build_gateway(settings: Settings, db: Database, provider: Provider) -> Gate
         accounts=AccountService(db),
         tasks=tasks,
         cache=PollCache(settings.key_cache_size, settings.task_cache_size),
+        view=resources.TaskView(
+            poll_interval_ms=settings.recommended_poll_interval_ms,
+            link_base=(settings.public_url or loopback_base(settings)).rstrip("/"),
+            link_key=b"",
+            link_ttl_s=settings.media_link_ttl_s,
+        ),
+        media=MediaStore(settings.media_dir),
         models_body=catalogue.model_dump_json().encode(),
         model_bodies={card.id: card.model_dump_json().encode() for card in catalogue.data},
     )
@@ -80,15 +92,16 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
             if settings.admin_token
             else await meta.get(db, meta.ADMIN_TOKEN_HASH)
         )
+        gateway.view = dataclasses.replace(
+            gateway.view, link_key=await media_signing_key(db, settings)
+        )
         follower = asyncio.create_task(_follow_changes(gateway), name="reelgate-change-feed")
         stop_engine = asyncio.Event()
-        engine = (
-            asyncio.create_task(
-                Engine(db, settings, provider).run(stop_engine), name="reelgate-engine"
-            )
-            if settings.run_engine
-            else None
-        )
+        engine = None
+        if settings.run_engine:
+            process = EngineProcess(db, settings, provider, lambda r: gateway.view.body(r)[0])
+            gateway.wake_engine = process.wake
+            engine = asyncio.create_task(process.run(stop_engine), name="reelgate-engine")
         try:
             yield
         finally:
@@ -114,6 +127,9 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
     app.state.gateway = gateway
     errors.install(app)
     app.include_router(public.router)
+    app.include_router(events.router)
+    app.include_router(content.router)
+    app.include_router(webhooks.router)
     app.include_router(admin.router)
     app.include_router(callbacks.router)
     if sandbox is not None:

@@ -47,4 +47,6 @@ async def upstream_callback(request: Request, channel: str) -> Response:
         log.warning("callback for an unknown upstream task on channel %s", channel)
         return json_response(schemas.CallbackAck(received=True, changed=False))
     changed = await apply_status(store, record, status)
+    if changed:
+        gw.wake_engine()  # a success waits for an engine to copy its video: start it now
     return json_response(schemas.CallbackAck(received=True, changed=changed))

@@ -21,6 +21,7 @@ _STATUS: Final[dict[type[errors.ReelgateError], tuple[int, str, str]]] = {
     errors.InvalidRequest: (400, "bad_request", "invalid_request_error"),
     errors.Unauthorized: (401, "unauthorized", "authentication_error"),
     errors.InsufficientBalance: (402, "insufficient_balance", "billing_error"),
+    errors.Forbidden: (403, "forbidden", "authentication_error"),
     errors.NotFound: (404, "not_found", "not_found_error"),
     errors.Conflict: (409, "conflict", "invalid_request_error"),
     errors.PayloadTooLarge: (413, "payload_too_large", "invalid_request_error"),

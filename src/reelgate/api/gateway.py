@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from reelgate.api import resources
 from reelgate.api.poll_cache import PollCache
+from reelgate.api.subscriptions import TaskEvents
 from reelgate.config import Settings
+from reelgate.engine.media import MediaStore
 from reelgate.errors import Unauthorized
 from reelgate.services.accounts import AccountService, hash_secret
 from reelgate.services.tasks import TaskService
@@ -32,9 +36,15 @@ class Gateway:
     accounts: AccountService
     tasks: TaskService
     cache: PollCache
+    view: resources.TaskView
+    """Its link key is the database's, read when the app starts."""
+    media: MediaStore
     models_body: bytes
     model_bodies: dict[str, bytes]
     admin_token_hash: str | None = None
+    events: TaskEvents = field(default_factory=TaskEvents)
+    wake_engine: Callable[[], None] = lambda: None
+    """Tells this process's engine, when it runs one, that a task became due now."""
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
         """The active key the header carries, or Unauthorized."""
@@ -65,19 +75,18 @@ class Gateway:
             return cached
         ticket = self.cache.tasks.ticket(task_id)
         record = await self.tasks.get(key.account_id, task_id)
-        body = (
-            resources.task_resource(record, self.settings.recommended_poll_interval_ms)
-            .model_dump_json()
-            .encode()
-        )
-        self.cache.tasks.fill(task_id, (record.account_id, body), ticket)
+        body, renew_at = self.view.body(record)
+        self.cache.tasks.fill(task_id, (record.account_id, body, renew_at), ticket)
         return body
 
     def cached_task_body(self, key: ApiKey, task_id: str) -> bytes | None:
         entry = self.cache.tasks.get(task_id)
         if entry is None or entry[0] != key.account_id:
             return None
-        return entry[1]
+        _, body, renew_at = entry
+        if renew_at is not None and time.time() >= renew_at:
+            return None  # its video links are due to be signed anew
+        return body
 
     def cached_key(self, authorization: str) -> ApiKey | None:
         """The active key for a header, if it is cached: the poll fast path's only lookup."""

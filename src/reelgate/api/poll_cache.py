@@ -59,8 +59,9 @@ class FreshCache(Generic[V]):
 class PollCache:
     def __init__(self, key_size: int, task_size: int) -> None:
         self.keys: FreshCache[ApiKey] = FreshCache(key_size)
-        self.tasks: FreshCache[tuple[str, bytes]] = FreshCache(task_size)
-        """task id -> (owning account id, the rendered task resource)."""
+        self.tasks: FreshCache[tuple[str, bytes, int | None]] = FreshCache(task_size)
+        """task id -> (owning account id, the rendered task resource, when its links are
+        renewed: the entry is stale from then on)."""
 
     def apply(self, change: changes.Change) -> None:
         topic, ref = change

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
 from reelgate.api import schemas
 from reelgate.domain import catalogue as cat
+from reelgate.domain import links
 from reelgate.domain.money import micro_to_usd
 from reelgate.domain.pricing import PriceBook, with_margin
 from reelgate.domain.request import MAX_URL_CHARS
@@ -28,33 +34,103 @@ def task_envelope(record: TaskRecord, poll_interval_ms: int) -> schemas.TaskEnve
     )
 
 
-def task_resource(record: TaskRecord, poll_interval_ms: int) -> schemas.TaskResource:
-    quote = record.quote
-    cost = quote.cost_micro_usdc
-    return schemas.TaskResource(
-        **task_envelope(record, poll_interval_ms).model_dump(),
-        request=record.request,
-        result=record.result or {},
-        error=record.error or {},
-        progress=record.progress,
-        billing=schemas.Billing(
-            status=record.billing_status.value,
-            tier=quote.tier,
-            price_per_second_micro_usdc=quote.price_per_second_micro_usdc,
-            duration=quote.duration,
-            margin=float(quote.margin),
-            reserve_amount_micro_usdc=cost,
-            actual_amount_micro_usdc=cost
-            if record.billing_status is BillingStatus.COMMITTED
-            else 0,
-            released_amount_micro_usdc=cost
-            if record.billing_status is BillingStatus.RELEASED
-            else 0,
-        ),
-        webhook_delivery={},
-        updated_at=record.updated_at,
-        completed_at=record.completed_at,
+def content_path(task_id: str, index: int) -> str:
+    return f"/v1/tasks/{task_id}/content/{index}"
+
+
+def _ms_to_s(ms: int | None) -> int | None:
+    return None if ms is None else ms // 1000
+
+
+def webhook_delivery(record: TaskRecord) -> schemas.WebhookDelivery | schemas.NoWebhook:
+    if record.callback_url is None:
+        return schemas.NoWebhook()
+    d = record.delivery
+    if d is None:
+        return schemas.WebhookDelivery(
+            status="waiting",
+            webhook_id=None,
+            attempts=0,
+            last_response_code=None,
+            last_error=None,
+            next_attempt_at=None,
+            delivered_at=None,
+        )
+    return schemas.WebhookDelivery(
+        status=d.status.value,
+        webhook_id=d.webhook_id,
+        attempts=d.attempts,
+        last_response_code=d.last_response_code,
+        last_error=d.last_error,
+        next_attempt_at=_ms_to_s(d.next_attempt_at_ms),
+        delivered_at=_ms_to_s(d.delivered_at_ms),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """Renders tasks as their owners see them, with signed links to the stored videos."""
+
+    poll_interval_ms: int
+    link_base: str
+    """The gateway's address as clients reach it, for absolute links."""
+    link_key: bytes
+    link_ttl_s: int
+
+    def envelope(self, record: TaskRecord) -> schemas.TaskEnvelope:
+        return task_envelope(record, self.poll_interval_ms)
+
+    def resource(self, record: TaskRecord, now_s: int) -> tuple[schemas.TaskResource, int | None]:
+        """The task resource, and when its links should be made anew (None: it has none)."""
+        quote = record.quote
+        cost = quote.cost_micro_usdc
+        result, renew_at = self._result(record, now_s)
+        resource = schemas.TaskResource(
+            **self.envelope(record).model_dump(),
+            request=record.request,
+            result=result,
+            error=record.error or {},
+            progress=record.progress,
+            billing=schemas.Billing(
+                status=record.billing_status.value,
+                tier=quote.tier,
+                price_per_second_micro_usdc=quote.price_per_second_micro_usdc,
+                duration=quote.duration,
+                margin=float(quote.margin),
+                reserve_amount_micro_usdc=cost,
+                actual_amount_micro_usdc=cost
+                if record.billing_status is BillingStatus.COMMITTED
+                else 0,
+                released_amount_micro_usdc=cost
+                if record.billing_status is BillingStatus.RELEASED
+                else 0,
+            ),
+            webhook_delivery=webhook_delivery(record),
+            updated_at=record.updated_at,
+            completed_at=record.completed_at,
+        )
+        return resource, renew_at
+
+    def body(self, record: TaskRecord) -> tuple[bytes, int | None]:
+        resource, renew_at = self.resource(record, int(time.time()))
+        return resource.model_dump_json().encode(), renew_at
+
+    def _result(self, record: TaskRecord, now_s: int) -> tuple[dict[str, Any], int | None]:
+        stored = record.result or {}
+        if not record.media:
+            return stored, None
+        expires, renew_at = links.expiry_s(now_s, self.link_ttl_s)
+        data = []
+        for index in range(len(record.media)):
+            sig = links.signature(self.link_key, record.id, index, expires)
+            query = urlencode({"expires": expires, "signature": sig})
+            data.append({"url": f"{self.link_base}{content_path(record.id, index)}?{query}"})
+        return {
+            "created": stored.get("created"),
+            "data": data,
+            "resolution": stored.get("resolution"),
+            "origin_data": stored.get("origin_data", []),
+        }, renew_at
 
 
 _MEDIA = "http(s) URL or asset://ID"

@@ -42,17 +42,49 @@ class Billing(_Out):
     released_amount_micro_usdc: int
 
 
+class WebhookDelivery(_Out):
+    status: Literal["waiting", "pending", "delivered", "failed"] = Field(
+        description="waiting: the task has not ended; pending: to be sent or retried; "
+        "delivered; failed: every attempt failed for a day."
+    )
+    webhook_id: str | None = Field(
+        description="The webhook-id header, the same on every retry; null while waiting."
+    )
+    attempts: int
+    last_response_code: int | None
+    last_error: str | None
+    next_attempt_at: int | None = Field(description="Unix seconds.")
+    delivered_at: int | None = Field(description="Unix seconds.")
+
+
+class NoWebhook(_Out):
+    """No callBackUrl was given."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
 class TaskResource(TaskEnvelope):
     request: dict[str, Any] = Field(description="Every field as accepted, defaults applied.")
     result: dict[str, Any] = Field(
-        description='Empty until success; then {"created", "data": [{"url"}], "resolution"}.'
+        description='Empty until success; then {"created", "data": [{"url"}], "resolution", '
+        '"origin_data": [{"url"}]}: data links to reelgate\'s copy of the video (signed, '
+        "expiring: poll again for a fresh link), origin_data to where the upstream made it."
     )
     error: dict[str, Any] = Field(description='Empty unless failed; then {"code", "message"}.')
     progress: int = Field(ge=0, le=100)
     billing: Billing
-    webhook_delivery: dict[str, Any]
+    webhook_delivery: WebhookDelivery | NoWebhook
     updated_at: int
     completed_at: int | None
+
+
+class WebhookSecret(_Out):
+    object: Literal["webhook_secret"] = "webhook_secret"
+    secret: str = Field(
+        description="Verifies the account's webhooks by the Standard Webhooks scheme: "
+        "webhook-signature is v1,base64(HMAC-SHA256(secret without its whsec_ prefix, "
+        "base64-decoded; webhook-id + '.' + webhook-timestamp + '.' + body))."
+    )
 
 
 class Tier(_Out):

@@ -1,6 +1,6 @@
 """The poll scheduler: every unfinished task carries when it is next due; engines lease due tasks
-in batches, ask the upstream with bounded concurrency and a request budget, and reschedule each
-with a growing, jittered delay."""
+in batches, ask the upstream with bounded concurrency and a request budget, copy each finished
+video into the media store, and reschedule the rest with a growing, jittered delay."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import socket
 import time
 import uuid
 
+import httpx
 from aiolimiter import AsyncLimiter
 
 from reelgate.config import Settings
 from reelgate.domain.task import Submission, TaskState
-from reelgate.engine.transitions import apply_status, deadline_error
+from reelgate.engine.media import MediaError, MediaStore
+from reelgate.engine.transitions import apply_status, deadline_error, success_result
 from reelgate.errors import ReelgateError, UpstreamError
 from reelgate.store.database import Database
 from reelgate.store.tasks import TaskRecord, TaskStore
@@ -26,7 +28,7 @@ from reelgate.upstream.provider import Provider
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.25
-"""How long an engine with nothing due waits before looking again."""
+"""How long an engine with nothing due waits before looking again (unless woken)."""
 
 
 def poll_delay_s(settings: Settings, polls: int, rng: random.Random) -> float:
@@ -35,22 +37,40 @@ def poll_delay_s(settings: Settings, polls: int, rng: random.Random) -> float:
     return base * rng.uniform(0.8, 1.2)
 
 
+def engine_owner() -> str:
+    """A name for this engine's leases, unique across hosts and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class Engine:
     def __init__(self, db: Database, settings: Settings, provider: Provider) -> None:
         self.store = TaskStore(db)
         self.settings = settings
         self.provider = provider
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.media = MediaStore(settings.media_dir)
+        self.owner = engine_owner()
         self.budget = AsyncLimiter(settings.engine_requests_per_s, 1)
         self.rng = random.Random()
+        self.downloads = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.media_timeout_s, connect=10), follow_redirects=True
+        )
+        self.wake = asyncio.Event()
+        """Set when a task became due now (a callback brought its result): look at once."""
         self._running: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Check due tasks until ``stop`` is set."""
+        try:
+            await self._loop(stop)
+        finally:
+            await self.downloads.aclose()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             room = self.settings.engine_concurrency - len(self._running)
             batch: list[TaskRecord] = []
             if room > 0:
+                self.wake.clear()
                 try:
                     batch = await self.store.claim_due(
                         self.owner,
@@ -64,8 +84,7 @@ class Engine:
                 self._running.add(job)
                 job.add_done_callback(self._running.discard)
             if not batch or room <= len(batch):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), IDLE_WAIT_S)
+                await _first(stop, self.wake, IDLE_WAIT_S)
         for job in list(self._running):
             job.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
@@ -82,9 +101,9 @@ class Engine:
         """Check one task; return when it is next due (ignored once it has finished)."""
         now_ms = int(time.time() * 1000)
         deadline_ms = record.deadline_at_ms or now_ms
-        past_deadline = now_ms >= deadline_ms
         delay_s = poll_delay_s(self.settings, record.polls, self.rng)
-        if record.submission is Submission.ACCEPTED and record.upstream_task_id:
+        origin = record.origin_urls
+        if origin is None and record.submission is Submission.ACCEPTED and record.upstream_task_id:
             async with self.budget:
                 try:
                     status = await self.provider.fetch_status(record.upstream_task_id)
@@ -93,11 +112,45 @@ class Engine:
                     log.info("engine: upstream check of %s failed: %s", record.id, exc.code)
                     delay_s = min(self.settings.engine_poll_max_s, delay_s * 4)
                     status = None
-            finished = status is not None and status.state in (TaskState.SUCCESS, TaskState.FAIL)
-            if status is not None and await apply_status(self.store, record, status) and finished:
-                return now_ms
-        if past_deadline:
-            # That was the last check: the task ends here, its money released.
-            await self.store.finish(record.id, TaskState.FAIL, error=deadline_error())
+            if status is not None:
+                changed = await apply_status(self.store, record, status)
+                if status.state is TaskState.FAIL and changed:
+                    return now_ms
+                if status.state is TaskState.SUCCESS:
+                    origin = status.result_urls
+        if origin is not None and await self._store_result(record, origin):
+            return now_ms
+        if now_ms >= deadline_ms:
+            # That was the last chance: the task ends here, its money released.
+            if await self.store.finish(
+                record.id, TaskState.FAIL, error=deadline_error(origin is not None)
+            ):
+                log.warning("engine: task %s passed its deadline; released", record.id)
             return now_ms
         return min(now_ms + int(delay_s * 1000), deadline_ms)
+
+    async def _store_result(self, record: TaskRecord, origin: tuple[str, ...]) -> bool:
+        """Copy the video, then succeed the task (committing its money); False to try later."""
+        try:
+            files = await self.media.copy(
+                self.downloads, record.id, origin, self.settings.media_max_bytes
+            )
+        except MediaError as exc:
+            log.warning("engine: copying the result of %s failed: %s", record.id, exc)
+            return False
+        result = success_result(record, origin)
+        if not await self.store.finish(record.id, TaskState.SUCCESS, result=result, media=files):
+            self.media.discard(record.id)  # it ended otherwise meanwhile (its deadline)
+        return True
+
+
+async def _first(stop: asyncio.Event, wake: asyncio.Event, timeout_s: float) -> None:
+    """Wait until either event is set, or the timeout passes."""
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*waiters, return_exceptions=True)

@@ -17,26 +17,40 @@ def failure_error(status: UpstreamStatus) -> dict[str, Any]:
     return {"code": "generation_failed", "message": f"the video could not be generated{code}"}
 
 
-def deadline_error() -> dict[str, Any]:
+def deadline_error(result_known: bool) -> dict[str, Any]:
+    if result_known:
+        return {
+            "code": "result_unavailable",
+            "message": "the video was made but could not be stored before the task's deadline; "
+            "nothing was charged",
+        }
     return {
         "code": "deadline_exceeded",
         "message": "the video was not ready before the task's deadline; nothing was charged",
     }
 
 
+def success_result(record: TaskRecord, origin_urls: tuple[str, ...]) -> dict[str, Any]:
+    """What a succeeded task keeps as its result; the links to its stored copies are made when
+    it is shown."""
+    return {
+        "created": int(time.time()),
+        "resolution": record.request.get("resolution"),
+        "origin_data": [{"url": url} for url in origin_urls],
+    }
+
+
 async def apply_status(store: TaskStore, record: TaskRecord, status: UpstreamStatus) -> bool:
     """Move the task as the upstream says; True when this call changed it. Unknown states,
-    repeats and anything that would move a task backwards change nothing."""
+    repeats and anything that would move a task backwards change nothing.
+
+    A success is not final yet: the video must first be copied into the media store, so the
+    result is recorded and the task made due for an engine at once."""
     state = status.state
     if state is None or record.state.is_final:
         return False
     if state is TaskState.SUCCESS:
-        result = {
-            "created": int(time.time()),
-            "data": [{"url": url} for url in status.result_urls],
-            "resolution": record.request.get("resolution"),
-        }
-        return await store.finish(record.id, state, result=result)
+        return await store.record_origin(record.id, status.result_urls)
     if state is TaskState.FAIL:
         return await store.finish(record.id, state, error=failure_error(status))
     now_ms = int(time.time() * 1000)

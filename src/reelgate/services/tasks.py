@@ -14,6 +14,7 @@ from reelgate.domain.pricing import PriceBook
 from reelgate.domain.request import parse_request
 from reelgate.domain.task import TaskState
 from reelgate.errors import NotFound, UpstreamError, UpstreamOutcomeUnknown
+from reelgate.services.destinations import check_callback_url
 from reelgate.store.accounts import ApiKey
 from reelgate.store.database import Database
 from reelgate.store.tasks import NewTask, TaskRecord, TaskStore
@@ -49,6 +50,8 @@ class TaskService:
         """Accept a request: the task and its reservation are stored before the upstream is asked,
         so that a crash at any point leaves a task that is either settled or still owed an end."""
         request = parse_request(body)
+        if request.callBackUrl is not None:
+            await check_callback_url(request.callBackUrl, self.settings.webhook_allowed_networks)
         model = MODELS[request.model]
         now_ms = int(time.time() * 1000)
         quote = self.prices.quote(
@@ -79,8 +82,12 @@ class TaskService:
             return record
         except UpstreamError as exc:
             log.warning("upstream refused task %s (%s fault): %s", record.id, exc.fault, exc)
+            # The client hears of it in the 502 itself: no webhook follows.
             await self.store.finish(
-                record.id, TaskState.FAIL, error={"code": exc.code, "message": exc.message}
+                record.id,
+                TaskState.FAIL,
+                error={"code": exc.code, "message": exc.message},
+                notify=False,
             )
             raise
         await self.store.record_upstream_id(record.id, upstream_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.domain.ids import is_id, new_id
 from reelgate.domain.task import LedgerKind
+from reelgate.domain.webhooks import new_webhook_secret
 from reelgate.errors import Conflict, NotFound
 from reelgate.store import changes
 from reelgate.store.database import Database
@@ -24,6 +25,7 @@ class Account:
     balance_micro_usdc: int
     reserved_micro_usdc: int
     created_at: int
+    webhook_secret: str = field(repr=False)
 
     @property
     def available_micro_usdc(self) -> int:
@@ -88,7 +90,12 @@ class AccountStore:
         try:
             async with self.db.write() as conn:
                 await conn.execute(
-                    accounts.insert().values(id=account_id, name=name, created_at=int(time.time()))
+                    accounts.insert().values(
+                        id=account_id,
+                        name=name,
+                        created_at=int(time.time()),
+                        webhook_secret=new_webhook_secret(),
+                    )
                 )
                 if credit_micro_usdc:
                     await _credit(conn, account_id, credit_micro_usdc, "opening credit")
@@ -105,6 +112,24 @@ class AccountStore:
     async def get(self, name: str) -> Account:
         async with self.db.read() as conn:
             return await _account_by_name(conn, name)
+
+    async def by_id(self, account_id: str) -> Account:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(sa.select(accounts).where(accounts.c.id == account_id))
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"no account with id {account_id!r}")
+            return Account(**row._mapping)
+
+    async def rotate_webhook_secret(self, account_id: str) -> Account:
+        async with self.db.write() as conn:
+            await conn.execute(
+                accounts.update()
+                .where(accounts.c.id == account_id)
+                .values(webhook_secret=new_webhook_secret())
+            )
+        return await self.by_id(account_id)
 
     async def keys(self, account_id: str) -> list[ApiKey]:
         async with self.db.read() as conn:

@@ -9,6 +9,7 @@ from reelgate.store.database import Database
 from reelgate.store.schema import meta
 
 ADMIN_TOKEN_HASH = "admin_token_sha256"  # noqa: S105 - a key name
+MEDIA_SIGNING_KEY = "media_signing_key"
 
 
 async def get(db: Database, key: str) -> str | None:

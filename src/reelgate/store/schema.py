@@ -28,6 +28,9 @@ accounts = sa.Table(
     sa.Column("balance_micro_usdc", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("reserved_micro_usdc", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # Signs the account's webhooks (Standard Webhooks, "whsec_..."): kept readable because the
+    # gateway signs with it and the account reads it to verify.
+    sa.Column("webhook_secret", sa.String(64), nullable=False),
     sa.CheckConstraint(
         "reserved_micro_usdc >= 0 AND reserved_micro_usdc <= balance_micro_usdc",
         name="reservations_covered",
@@ -79,6 +82,11 @@ tasks = sa.Table(
     sa.Column("lease_until_ms", sa.BigInteger, nullable=True),
     sa.Column("deadline_at_ms", sa.BigInteger, nullable=True),
     sa.Column("state_since_ms", sa.BigInteger, nullable=True),
+    # The upstream's result URLs (JSON), once it reports success: the video is copied from them
+    # before the task succeeds, and they are shown as result.origin_data.
+    sa.Column("origin_urls", sa.Text, nullable=True),
+    # The copies in the media store (JSON: content type and size per file), set on success.
+    sa.Column("media", sa.Text, nullable=True),
     sa.Index("ix_tasks_account_id_created_at", "account_id", "created_at"),
     sa.Index(
         "ix_tasks_due",
@@ -118,6 +126,36 @@ ledger = sa.Table(
         unique=True,
         sqlite_where=sa.text("kind IN ('commit', 'release')"),
         postgresql_where=sa.text("kind IN ('commit', 'release')"),
+    ),
+)
+
+PENDING_DELIVERY_SQL = "status = 'pending'"
+
+# The outbox of client webhooks: a row is written in the transaction that ends its task, so a
+# finished task's webhook is never lost, and is retried from here until delivered or given up.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("task_id", sa.ForeignKey("tasks.id"), primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("webhook_id", sa.String(40), nullable=False, unique=True),
+    # pending (to be sent, or to be retried), delivered, failed (given up).
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_response_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(300), nullable=True),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("next_attempt_at_ms", sa.BigInteger, nullable=True),
+    sa.Column("last_attempt_at_ms", sa.BigInteger, nullable=True),
+    sa.Column("delivered_at_ms", sa.BigInteger, nullable=True),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until_ms", sa.BigInteger, nullable=True),
+    sa.Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at_ms",
+        sqlite_where=sa.text(PENDING_DELIVERY_SQL),
+        postgresql_where=sa.text(PENDING_DELIVERY_SQL),
     ),
 )
 

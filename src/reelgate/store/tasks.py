@@ -10,6 +10,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reelgate.domain.ids import new_id
 from reelgate.domain.pricing import Quote
 from reelgate.domain.task import (
     FINAL_STATES,
@@ -19,10 +20,32 @@ from reelgate.domain.task import (
     TaskState,
     can_move,
 )
+from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.errors import InsufficientBalance
 from reelgate.store import changes
 from reelgate.store.database import Database
-from reelgate.store.schema import accounts, ledger, tasks
+from reelgate.store.schema import accounts, ledger, tasks, webhook_deliveries
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """One stored result file; its index in the task's list names it."""
+
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where the task's webhook stands, once the task has ended."""
+
+    webhook_id: str
+    status: DeliveryStatus
+    attempts: int
+    last_response_code: int | None
+    last_error: str | None
+    next_attempt_at_ms: int | None
+    delivered_at_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +70,17 @@ class TaskRecord:
     polls: int = 0
     deadline_at_ms: int | None = None
     state_since_ms: int | None = None
+    origin_urls: tuple[str, ...] | None = None
+    """The upstream's result URLs, once it reported success."""
+    media: tuple[MediaFile, ...] = ()
+    """The stored copies of the result, on success."""
+    delivery: Delivery | None = None
+    """The webhook, when the task has a callBackUrl and has ended (read with the task only)."""
+
+    @property
+    def callback_url(self) -> str | None:
+        url = self.request.get("callBackUrl")
+        return url if isinstance(url, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +96,41 @@ class NewTask:
     deadline_at_ms: int
 
 
+# The delivery's columns as read alongside a task, under names that cannot clash with its own.
+_DELIVERY_COLUMNS = tuple(
+    webhook_deliveries.c[name].label(f"wh_{name}")
+    for name in (
+        "webhook_id",
+        "status",
+        "attempts",
+        "last_response_code",
+        "last_error",
+        "next_attempt_at_ms",
+        "delivered_at_ms",
+    )
+)
+
+
+def _delivery(row: sa.RowMapping) -> Delivery | None:
+    if row.get("wh_webhook_id") is None:
+        return None
+    return Delivery(
+        webhook_id=row["wh_webhook_id"],
+        status=DeliveryStatus(row["wh_status"]),
+        attempts=row["wh_attempts"],
+        last_response_code=row["wh_last_response_code"],
+        last_error=row["wh_last_error"],
+        next_attempt_at_ms=row["wh_next_attempt_at_ms"],
+        delivered_at_ms=row["wh_delivered_at_ms"],
+    )
+
+
+def _json_or_none(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
 def _record(row: sa.RowMapping) -> TaskRecord:
+    origin = _json_or_none(row["origin_urls"])
     return TaskRecord(
         id=row["id"],
         account_id=row["account_id"],
@@ -90,6 +158,9 @@ def _record(row: sa.RowMapping) -> TaskRecord:
         polls=row["polls"],
         deadline_at_ms=row["deadline_at_ms"],
         state_since_ms=row["state_since_ms"],
+        origin_urls=None if origin is None else tuple(origin),
+        media=tuple(MediaFile(**item) for item in _json_or_none(row["media"]) or ()),
+        delivery=_delivery(row),
     )
 
 
@@ -108,8 +179,21 @@ async def _ledger_entry(
 
 
 async def _get(conn: AsyncConnection, task_id: str) -> TaskRecord | None:
-    row = (await conn.execute(sa.select(tasks).where(tasks.c.id == task_id))).one_or_none()
+    query = (
+        sa.select(tasks, *_DELIVERY_COLUMNS)
+        .select_from(tasks.outerjoin(webhook_deliveries))
+        .where(tasks.c.id == task_id)
+    )
+    row = (await conn.execute(query)).one_or_none()
     return None if row is None else _record(row._mapping)
+
+
+def _least(conn: AsyncConnection, *values: Any) -> Any:
+    return (sa.func.min if conn.dialect.name == "sqlite" else sa.func.least)(*values)
+
+
+def _greatest(conn: AsyncConnection, *values: Any) -> Any:
+    return (sa.func.max if conn.dialect.name == "sqlite" else sa.func.greatest)(*values)
 
 
 class TaskStore:
@@ -199,12 +283,16 @@ class TaskStore:
         state: TaskState,
         *,
         result: dict[str, Any] | None = None,
+        media: tuple[MediaFile, ...] = (),
         error: dict[str, Any] | None = None,
+        notify: bool = True,
     ) -> bool:
         """Move an unfinished task to ``success`` (commit) or ``fail`` (release) and settle it.
 
         The state change is a compare-and-swap: of any number of concurrent callers exactly
-        one wins and moves the money, in the same transaction; the others get False.
+        one wins and moves the money, in the same transaction; the others get False. The winner
+        also queues the client's webhook, when the task has a callBackUrl and ``notify`` is set
+        (a create the upstream refused is answered at once instead).
         """
         if state not in FINAL_STATES:
             raise ValueError(f"{state} is not a final state")
@@ -221,7 +309,11 @@ class TaskStore:
             "lease_until_ms": None,
         }
         if succeeded:
-            values |= {"progress": 100, "result": orjson.dumps(result or {}).decode()}
+            values |= {
+                "progress": 100,
+                "result": orjson.dumps(result or {}).decode(),
+                "media": orjson.dumps(media).decode(),
+            }
         else:
             values["error"] = orjson.dumps(error or {}).decode()
         async with self.db.write() as conn:
@@ -230,12 +322,12 @@ class TaskStore:
                     tasks.update()
                     .where(tasks.c.id == task_id, tasks.c.state.not_in(list(FINAL_STATES)))
                     .values(**values)
-                    .returning(tasks.c.account_id, tasks.c.cost_micro_usdc)
+                    .returning(tasks.c.account_id, tasks.c.cost_micro_usdc, tasks.c.request)
                 )
             ).one_or_none()
             if won is None:
                 return False
-            account_id, cost = won
+            account_id, cost, request = won
             kind = LedgerKind.COMMIT if succeeded else LedgerKind.RELEASE
             await _ledger_entry(conn, account_id, task_id, kind, cost, now)
             balance = accounts.c.balance_micro_usdc - (cost if succeeded else 0)
@@ -247,6 +339,21 @@ class TaskStore:
                     reserved_micro_usdc=accounts.c.reserved_micro_usdc - cost,
                 )
             )
+            callback_url = orjson.loads(request).get("callBackUrl")
+            if notify and callback_url:
+                now_ms = int(time.time() * 1000)
+                await conn.execute(
+                    webhook_deliveries.insert().values(
+                        task_id=task_id,
+                        account_id=account_id,
+                        url=callback_url,
+                        webhook_id=new_id("msg"),
+                        status=DeliveryStatus.PENDING,
+                        attempts=0,
+                        created_at_ms=now_ms,
+                        next_attempt_at_ms=now_ms,
+                    )
+                )
             await changes.publish(conn, changes.TASK, task_id)
             return True
 
@@ -263,9 +370,7 @@ class TaskStore:
                 .where(tasks.c.id == task_id, tasks.c.state.in_(earlier))
                 .values(
                     state=state,
-                    progress=sa.func.max(tasks.c.progress, progress)
-                    if conn.dialect.name == "sqlite"
-                    else sa.func.greatest(tasks.c.progress, progress),
+                    progress=_greatest(conn, tasks.c.progress, progress),
                     state_since_ms=now_ms,
                     updated_at=now_ms // 1000,
                 )
@@ -286,7 +391,10 @@ class TaskStore:
 
     async def claim_due(self, owner: str, limit: int, lease_ms: int) -> list[TaskRecord]:
         """Lease up to ``limit`` unfinished tasks that are due. On PostgreSQL, engines skip the rows
-        another engine is claiming, so no task is handed to two engines at once."""
+        another engine is claiming, so no task is handed to two engines at once.
+
+        A leased task is due again when its lease ends, so that the task of an engine that died
+        is picked up by another."""
         now_ms = int(time.time() * 1000)
         async with self.db.write() as conn:
             due = (
@@ -304,41 +412,54 @@ class TaskStore:
             rows = await conn.execute(
                 tasks.update()
                 .where(tasks.c.id.in_(due.scalar_subquery()))
-                .values(lease_owner=owner, lease_until_ms=now_ms + lease_ms)
+                .values(
+                    lease_owner=owner,
+                    lease_until_ms=now_ms + lease_ms,
+                    next_poll_at_ms=now_ms + lease_ms,
+                )
                 .returning(*tasks.c)
             )
             return [_record(row._mapping) for row in rows]
 
     async def reschedule(self, task_id: str, owner: str, next_poll_at_ms: int) -> None:
-        """Give the lease back and say when the task is next due."""
+        """Give the lease back and say when the task is next due; never later than someone else
+        (a callback with the result) asked for meanwhile."""
         async with self.db.write() as conn:
             await conn.execute(
                 tasks.update()
                 .where(tasks.c.id == task_id, tasks.c.lease_owner == owner)
                 .values(
-                    next_poll_at_ms=next_poll_at_ms,
+                    next_poll_at_ms=_least(conn, tasks.c.next_poll_at_ms, next_poll_at_ms),
                     polls=tasks.c.polls + 1,
                     lease_owner=None,
                     lease_until_ms=None,
                 )
             )
 
-    async def next_due_ms(self) -> int | None:
-        async with self.db.read() as conn:
-            value: int | None = await conn.scalar(
-                sa.select(sa.func.min(tasks.c.next_poll_at_ms)).where(
-                    tasks.c.state.not_in(list(FINAL_STATES))
+    async def record_origin(self, task_id: str, urls: tuple[str, ...]) -> bool:
+        """The upstream made the video: keep where it is and make the task due at once, so an
+        engine copies it. True when this call recorded it (the first report wins)."""
+        now_ms = int(time.time() * 1000)
+        async with self.db.write() as conn:
+            recorded = await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.id == task_id,
+                    tasks.c.state.not_in(list(FINAL_STATES)),
+                    tasks.c.origin_urls.is_(None),
+                )
+                .values(
+                    origin_urls=orjson.dumps(urls).decode(),
+                    next_poll_at_ms=_least(conn, tasks.c.next_poll_at_ms, now_ms),
                 )
             )
-            return value
+            return bool(recorded.rowcount)
 
     async def by_upstream_id(self, channel: str, upstream_task_id: str) -> TaskRecord | None:
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(tasks).where(
-                        tasks.c.channel == channel, tasks.c.upstream_task_id == upstream_task_id
-                    )
+            task_id = await conn.scalar(
+                sa.select(tasks.c.id).where(
+                    tasks.c.channel == channel, tasks.c.upstream_task_id == upstream_task_id
                 )
-            ).one_or_none()
-            return None if row is None else _record(row._mapping)
+            )
+            return None if task_id is None else await _get(conn, task_id)

@@ -1,0 +1,83 @@
+"""Task status as Server-Sent Events: ``GET /v1/tasks/{task_id}/events``.
+
+The stream sends the task resource at once, then again on every change of its state or
+progress, and closes after the final one. Changes arrive through the change feed that keeps the
+poll cache fresh, so the stream sees what other processes (an engine, a callback) commit.
+A reconnecting client that already saw the final event (``Last-Event-ID``) gets 204, which
+tells an EventSource to stop reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Final
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.sse import format_sse_event
+from starlette.responses import Response, StreamingResponse
+
+from reelgate.api.errors import ERROR_RESPONSES
+from reelgate.api.gateway import Gateway
+from reelgate.api.public import ApiKeyHeader, gateway
+from reelgate.store.accounts import ApiKey
+
+PING_S: Final = 15.0
+"""A comment line this often keeps proxies from closing an idle stream; the task is read again
+then too, should a change notice have been missed."""
+FINAL: Final = ("success", "fail")
+
+
+def _event_id(task: dict[str, object]) -> str:
+    return f"{task['state']}:{task['progress']}"
+
+
+async def _stream(gw: Gateway, key: ApiKey, task_id: str, seen: str | None) -> AsyncIterator[bytes]:
+    with gw.events.subscribe(task_id) as changed:
+        while True:
+            changed.clear()
+            body = await gw.task_body(key, task_id)
+            task = orjson.loads(body)
+            event_id = _event_id(task)
+            if event_id != seen:
+                seen = event_id
+                yield format_sse_event(data_str=body.decode(), event="task", id=event_id)
+            if task["state"] in FINAL:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), PING_S)
+                continue
+            yield b": ping\n\n"
+
+
+router = APIRouter()
+
+
+@router.get(
+    "/v1/tasks/{task_id}/events",
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "Events named `task`, each carrying the task resource as JSON; the "
+            "stream closes after the final state.",
+        },
+        204: {"description": "The client already saw the final event (Last-Event-ID)."},
+        **{status: ERROR_RESPONSES[status] for status in (401, 404, 503)},
+    },
+    response_class=Response,
+    summary="Follow a task as Server-Sent Events",
+)
+async def task_events(request: Request, task_id: str, credentials: ApiKeyHeader) -> Response:
+    gw = gateway(request)
+    key = await gw.authenticate(request.headers.get("authorization"))
+    task = orjson.loads(await gw.task_body(key, task_id))  # 404 before the stream starts
+    seen = request.headers.get("last-event-id")
+    if task["state"] in FINAL and seen == _event_id(task):
+        return Response(status_code=204)
+    return StreamingResponse(
+        _stream(gw, key, task_id, seen),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )

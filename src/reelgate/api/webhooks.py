@@ -1,0 +1,44 @@
+"""The account's webhook signing secret, for verifying what reelgate sends to a callBackUrl."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from reelgate.api import schemas
+from reelgate.api.errors import ERROR_RESPONSES
+from reelgate.api.public import ApiKeyHeader, gateway
+from reelgate.api.responses import NO_STORE, json_response
+
+router = APIRouter(tags=["webhooks"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: ERROR_RESPONSES[status] for status in (401, 503)
+}
+
+
+@router.get(
+    "/v1/webhooks/secret",
+    response_model=schemas.WebhookSecret,
+    responses=_ERRORS,
+    summary="The secret that signs this account's webhooks",
+)
+async def webhook_secret(request: Request, credentials: ApiKeyHeader) -> Response:
+    gw = gateway(request)
+    key = await gw.authenticate(request.headers.get("authorization"))
+    account = await gw.accounts.store.by_id(key.account_id)
+    return json_response(schemas.WebhookSecret(secret=account.webhook_secret), headers=NO_STORE)
+
+
+@router.post(
+    "/v1/webhooks/secret/rotate",
+    response_model=schemas.WebhookSecret,
+    responses=_ERRORS,
+    summary="Replace the account's webhook secret; deliveries from now on use the new one",
+)
+async def rotate_webhook_secret(request: Request, credentials: ApiKeyHeader) -> Response:
+    gw = gateway(request)
+    key = await gw.authenticate(request.headers.get("authorization"))
+    account = await gw.accounts.store.rotate_webhook_secret(key.account_id)
+    return json_response(schemas.WebhookSecret(secret=account.webhook_secret), headers=NO_STORE)

@@ -1,0 +1,66 @@
+"""Client webhooks by the Standard Webhooks scheme: secrets, signed headers, and when to retry.
+
+A delivery is signed with the account's ``whsec_`` secret over ``{webhook-id}.{timestamp}.{body}``
+(HMAC-SHA256, ``v1,<base64>``); the ``webhook-id`` stays the same on every retry so receivers
+can drop repeats. Failed attempts are retried with growing delays until a day has passed.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Final
+
+from standardwebhooks import Webhook
+
+SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
+RETRY_DELAYS_S: Final = (5, 30, 120, 600, 1800, 3600, 7200, 14400)
+"""The wait after the 1st, 2nd, ... failed attempt; the last one repeats until the day is over."""
+GIVE_UP_AFTER_S: Final = 86_400
+
+
+class DeliveryStatus(StrEnum):
+    WAITING = "waiting"
+    """The task has not ended: there is nothing to send yet."""
+    PENDING = "pending"
+    """Due now, or failed so far and due again at ``next_attempt_at``."""
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    """Every attempt failed for a day: given up."""
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signed_headers(secret: str, webhook_id: str, timestamp_s: int, body: bytes) -> dict[str, str]:
+    """The three headers a Standard Webhooks receiver verifies."""
+    moment = datetime.fromtimestamp(timestamp_s, tz=UTC)
+    signature = Webhook(secret).sign(webhook_id, moment, body.decode())
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp_s),
+        "webhook-signature": signature,
+    }
+
+
+def retry_delay_s(failed_attempts: int, scale: float = 1.0) -> float:
+    """How long to wait after ``failed_attempts`` failures (1 or more), times ``scale``."""
+    index = min(max(failed_attempts, 1), len(RETRY_DELAYS_S)) - 1
+    return RETRY_DELAYS_S[index] * scale
+
+
+def next_attempt_ms(
+    failed_attempts: int, first_attempt_ms: int, now_ms: int, scale: float = 1.0
+) -> int | None:
+    """When to try again after a failure, or None once the give-up time has passed.
+
+    The last attempt is placed exactly at the give-up time rather than skipped, so a receiver
+    that comes back within the day always gets the delivery."""
+    give_up_ms = first_attempt_ms + int(GIVE_UP_AFTER_S * scale * 1000)
+    if now_ms >= give_up_ms:
+        return None
+    return min(now_ms + int(retry_delay_s(failed_attempts, scale) * 1000), give_up_ms)

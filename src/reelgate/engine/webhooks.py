@@ -1,0 +1,118 @@
+"""Client webhooks: when a task with a callBackUrl ends, its resource is POSTed there, signed by
+the Standard Webhooks scheme, from the durable outbox, and retried with growing delays for up
+to a day. Every attempt goes to an address checked just before it (see ``destinations``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+
+from reelgate.config import Settings
+from reelgate.domain.webhooks import DeliveryStatus, next_attempt_ms, signed_headers
+from reelgate.engine.poller import IDLE_WAIT_S, engine_owner
+from reelgate.errors import ReelgateError
+from reelgate.services.destinations import pin
+from reelgate.store.database import Database
+from reelgate.store.tasks import TaskRecord, TaskStore
+from reelgate.store.webhooks import Attempt, DueDelivery, WebhookStore
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "reelgate-webhooks/1"
+BATCH = 100
+LEASE_S = 120.0
+
+
+class WebhookSender:
+    def __init__(
+        self, db: Database, settings: Settings, render: Callable[[TaskRecord], bytes]
+    ) -> None:
+        self.store = WebhookStore(db)
+        self.tasks = TaskStore(db)
+        self.settings = settings
+        self.render = render
+        """The task resource as its owner reads it: the webhook's body."""
+        self.owner = engine_owner()
+        # No redirects: a 3xx would send the body somewhere that was never checked.
+        self.client = httpx.AsyncClient(
+            timeout=settings.webhook_timeout_s,
+            follow_redirects=False,
+            headers={"user-agent": USER_AGENT},
+        )
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver due webhooks until ``stop`` is set."""
+        try:
+            while not stop.is_set():
+                due: list[DueDelivery] = []
+                room = self.settings.webhook_concurrency - len(self._running)
+                if room > 0:
+                    try:
+                        due = await self.store.claim_due(
+                            self.owner, min(room, BATCH), int(LEASE_S * 1000)
+                        )
+                    except ReelgateError as exc:
+                        log.warning("webhooks: cannot claim deliveries (%s); retrying", exc)
+                for delivery in due:
+                    job = asyncio.create_task(self._deliver(delivery))
+                    self._running.add(job)
+                    job.add_done_callback(self._running.discard)
+                if not due:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), IDLE_WAIT_S)
+            for job in list(self._running):
+                job.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+        finally:
+            await self.client.aclose()
+
+    async def _deliver(self, due: DueDelivery) -> None:
+        try:
+            attempt = await self._attempt(due)
+        except Exception:
+            log.exception("webhooks: delivering %s failed unexpectedly", due.webhook_id)
+            attempt = self._failed(due, None, "internal error while sending")
+        await self.store.record(due.task_id, self.owner, attempt)
+
+    async def _attempt(self, due: DueDelivery) -> Attempt:
+        record = await self.tasks.get(due.task_id)
+        if record is None:  # cannot happen: the outbox row refers to its task
+            return Attempt(DeliveryStatus.FAILED, None, "the task no longer exists", None)
+        body = self.render(record)
+        try:
+            target = await pin(due.url, self.settings.webhook_allowed_networks)
+        except ReelgateError as exc:
+            return self._failed(due, None, exc.message)
+        headers = {
+            "host": target.host_header,
+            "content-type": "application/json",
+            **signed_headers(due.secret, due.webhook_id, int(time.time()), body),
+        }
+        extensions = {"sni_hostname": target.tls_name} if target.tls_name else None
+        try:
+            # Streamed and never read: only the status matters, whatever the receiver sends.
+            async with self.client.stream(
+                "POST", target.url, content=body, headers=headers, extensions=extensions
+            ) as response:
+                status = response.status_code
+        except httpx.TimeoutException:
+            return self._failed(due, None, "the receiver did not answer in time")
+        except httpx.HTTPError as exc:
+            return self._failed(due, None, f"could not reach the receiver ({type(exc).__name__})")
+        if 200 <= status < 300:
+            return Attempt(DeliveryStatus.DELIVERED, status, None, None)
+        return self._failed(due, status, f"the receiver answered {status}")
+
+    def _failed(self, due: DueDelivery, code: int | None, error: str) -> Attempt:
+        now_ms = int(time.time() * 1000)
+        retry_at = next_attempt_ms(
+            due.attempts + 1, due.created_at_ms, now_ms, self.settings.webhook_retry_scale
+        )
+        status = DeliveryStatus.PENDING if retry_at is not None else DeliveryStatus.FAILED
+        return Attempt(status, code, error, retry_at)

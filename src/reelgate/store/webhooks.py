@@ -1,0 +1,121 @@
+"""The outbox of client webhooks: claimed by engines in batches, each attempt's outcome kept.
+
+Rows are written by :meth:`TaskStore.finish` in the transaction that ends the task, so a
+delivery exists if and only if its task ended with a callBackUrl.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from reelgate.domain.webhooks import DeliveryStatus
+from reelgate.store import changes
+from reelgate.store.database import Database
+from reelgate.store.schema import accounts, webhook_deliveries
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    task_id: str
+    url: str
+    webhook_id: str
+    attempts: int
+    created_at_ms: int
+    secret: str
+    """The account's signing secret, read when the delivery was claimed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """How one attempt went and what happens next."""
+
+    status: DeliveryStatus
+    response_code: int | None
+    error: str | None
+    next_attempt_at_ms: int | None
+
+
+class WebhookStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def claim_due(self, owner: str, limit: int, lease_ms: int) -> list[DueDelivery]:
+        """Lease up to ``limit`` deliveries that are due, skipping rows other engines hold."""
+        now_ms = int(time.time() * 1000)
+        d = webhook_deliveries
+        async with self.db.write() as conn:
+            due = (
+                sa.select(d.c.task_id)
+                .where(
+                    d.c.status == DeliveryStatus.PENDING,
+                    d.c.next_attempt_at_ms <= now_ms,
+                    sa.or_(d.c.lease_until_ms.is_(None), d.c.lease_until_ms < now_ms),
+                )
+                .order_by(d.c.next_attempt_at_ms)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            claimed = (
+                await conn.execute(
+                    d.update()
+                    .where(d.c.task_id.in_(due.scalar_subquery()))
+                    .values(lease_owner=owner, lease_until_ms=now_ms + lease_ms)
+                    .returning(
+                        d.c.task_id,
+                        d.c.account_id,
+                        d.c.url,
+                        d.c.webhook_id,
+                        d.c.attempts,
+                        d.c.created_at_ms,
+                    )
+                )
+            ).all()
+            if not claimed:
+                return []
+            secrets = dict(
+                (
+                    await conn.execute(
+                        sa.select(accounts.c.id, accounts.c.webhook_secret).where(
+                            accounts.c.id.in_({row.account_id for row in claimed})
+                        )
+                    )
+                ).all()
+            )
+        return [
+            DueDelivery(
+                task_id=row.task_id,
+                url=row.url,
+                webhook_id=row.webhook_id,
+                attempts=row.attempts,
+                created_at_ms=row.created_at_ms,
+                secret=secrets[row.account_id],
+            )
+            for row in claimed
+        ]
+
+    async def record(self, task_id: str, owner: str, attempt: Attempt) -> None:
+        """Keep an attempt's outcome and give the lease back; the task's readers see it."""
+        now_ms = int(time.time() * 1000)
+        d = webhook_deliveries
+        async with self.db.write() as conn:
+            updated = await conn.execute(
+                d.update()
+                .where(d.c.task_id == task_id, d.c.lease_owner == owner)
+                .values(
+                    status=attempt.status,
+                    attempts=d.c.attempts + 1,
+                    last_response_code=attempt.response_code,
+                    last_error=None if attempt.error is None else attempt.error[:300],
+                    last_attempt_at_ms=now_ms,
+                    next_attempt_at_ms=attempt.next_attempt_at_ms,
+                    delivered_at_ms=now_ms if attempt.status is DeliveryStatus.DELIVERED else None,
+                    lease_owner=None,
+                    lease_until_ms=None,
+                )
+            )
+            if updated.rowcount:
+                await changes.publish(conn, changes.TASK, task_id)
