@@ -142,7 +142,7 @@ GatewayFactory = Callable[..., RunningGateway]
 
 
 @pytest.fixture
-def start_gateway(database_url: str) -> Iterator[GatewayFactory]:
+def start_gateway(database_url: str, tmp_path: Path) -> Iterator[GatewayFactory]:
     """Start gateways on the test's database; each is stopped when the test ends."""
     servers: list[_ServerThread] = []
 
@@ -155,7 +155,7 @@ def start_gateway(database_url: str) -> Iterator[GatewayFactory]:
             port=port,
             admin_token=ADMIN_TOKEN,
             change_poll_interval_s=0.02,
-            **{"run_engine": False, **overrides},
+            **{"run_engine": False, "media_dir": tmp_path / "gateway-media", **overrides},
         )
         server = _ServerThread(create_app(settings, provider), port).__enter__()
         servers.append(server)
@@ -204,3 +204,18 @@ def start_sandbox(tmp_path: Path) -> Iterator[SandboxFactory]:
     yield start
     for server in servers:
         server.__exit__()
+
+
+@pytest.fixture
+def quick_sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Short stage timings for the sandbox embedded in gateways the test starts; returns the
+    directory it renders into."""
+    media = tmp_path / "sandbox-media"
+    for name, value in {
+        "WAITING_S": "0.2",
+        "QUEUING_S": "0.2",
+        "GENERATING_S": "0.6",
+        "MEDIA_DIR": str(media),
+    }.items():
+        monkeypatch.setenv(f"REELGATE_SANDBOX_{name}", value)
+    return media

@@ -7,30 +7,23 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from reelgate.config import Settings
 from reelgate.engine.poller import Engine
-from reelgate.store.audit import audit
 from reelgate.store.database import Database
 from reelgate.upstream.kie import KieProvider
-from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory, free_port
+from tests.conftest import SANDBOX_KEY, GatewayFactory, SandboxFactory, free_port
+from tests.integration.engine_helpers import (
+    FAST_ENGINE,
+    TEXT,
+    audit_passes,
+    create,
+    until_final,
+)
 
-FAST_ENGINE: dict[str, Any] = {
-    "run_engine": True,
-    "engine_first_poll_s": 0.2,
-    "engine_poll_min_s": 0.2,
-    "engine_poll_max_s": 0.5,
-}
-TEXT = {
-    "model": "seedance-2-fast",
-    "prompt": "a red kite over dunes",
-    "resolution": "480p",
-    "duration": 4,
-}
 MODES = {
     "text": TEXT,
     "first-frame": {**TEXT, "first_frame_url": "https://example.com/first.png"},
@@ -48,47 +41,6 @@ MODES = {
 }
 
 
-@pytest.fixture
-def quick_sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Short stage timings for the sandbox embedded in gateways this test starts."""
-    for name, value in {
-        "WAITING_S": "0.2",
-        "QUEUING_S": "0.2",
-        "GENERATING_S": "0.6",
-        "MEDIA_DIR": str(tmp_path / "media"),
-    }.items():
-        monkeypatch.setenv(f"REELGATE_SANDBOX_{name}", value)
-
-
-async def _create(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
-    created = await client.post("/v1/videos/generations", json=body)
-    assert created.status_code == 202, created.text
-    task_id: str = created.json()["task_id"]
-    return task_id
-
-
-async def _until_final(
-    client: httpx.AsyncClient, task_id: str, seconds: float = 30
-) -> list[dict[str, Any]]:
-    """Every answer of polling the task until it ends (bounded)."""
-    seen: list[dict[str, Any]] = []
-    for _ in range(int(seconds / 0.1)):
-        task = (await client.get(f"/v1/tasks/{task_id}")).json()
-        seen.append(task)
-        if task["state"] in ("success", "fail"):
-            return seen
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"task {task_id} did not end within {seconds} s: {seen[-1]}")
-
-
-async def _audit_passes(gateway: RunningGateway) -> None:
-    db = Database(gateway.settings.database_url)
-    try:
-        assert await audit(db) == []
-    finally:
-        await db.dispose()
-
-
 @pytest.mark.usefixtures("quick_sandbox")
 @pytest.mark.parametrize("mode", list(MODES))
 async def test_a_task_of_each_input_mode_reaches_success_with_a_playable_video(
@@ -97,7 +49,7 @@ async def test_a_task_of_each_input_mode_reaches_success_with_a_playable_video(
     gateway = start_gateway(**FAST_ENGINE)
     key = await gateway.account_with_key("maker", credit_usd="10")
     async with gateway.client(key) as client:
-        seen = await _until_final(client, await _create(client, MODES[mode]))
+        seen = await until_final(client, await create(client, MODES[mode]))
         video = await client.get(seen[-1]["result"]["data"][0]["url"])
     final = seen[-1]
     assert (final["state"], final["progress"], final["billing"]["status"]) == (
@@ -112,7 +64,7 @@ async def test_a_task_of_each_input_mode_reaches_success_with_a_playable_video(
     assert final["result"]["resolution"] == "480p"
     assert video.status_code == 200
     assert video.content[4:8] == b"ftyp", "the result must be an MP4 file"
-    await _audit_passes(gateway)
+    await audit_passes(gateway)
 
 
 @pytest.mark.usefixtures("quick_sandbox")
@@ -122,7 +74,7 @@ async def test_progress_only_rises_through_the_states_and_is_100_only_on_success
     gateway = start_gateway(**FAST_ENGINE)
     key = await gateway.account_with_key("watcher", credit_usd="10")
     async with gateway.client(key) as client:
-        seen = await _until_final(client, await _create(client, TEXT))
+        seen = await until_final(client, await create(client, TEXT))
     order = ["waiting", "queuing", "generating", "success"]
     states = [order.index(task["state"]) for task in seen]
     progress = [task["progress"] for task in seen]
@@ -137,13 +89,13 @@ async def test_progress_only_rises_through_the_states_and_is_100_only_on_success
 
 
 async def test_a_failed_generation_ends_in_fail_with_the_money_released(
-    start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch, quick_sandbox: None
+    start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch, quick_sandbox: Path
 ) -> None:
     monkeypatch.setenv("REELGATE_SANDBOX_FAIL_SHARE", "1.0")
     gateway = start_gateway(**FAST_ENGINE)
     key = await gateway.account_with_key("unlucky", credit_usd="1")
     async with gateway.client(key) as client:
-        final = (await _until_final(client, await _create(client, TEXT)))[-1]
+        final = (await until_final(client, await create(client, TEXT)))[-1]
     assert (final["state"], final["billing"]["status"]) == ("fail", "released")
     assert (
         final["billing"]["released_amount_micro_usdc"]
@@ -156,20 +108,46 @@ async def test_a_failed_generation_ends_in_fail_with_the_money_released(
         assert (await admin.get("/admin/accounts/unlucky")).json()[
             "available_micro_usdc"
         ] == 1_000_000
-    await _audit_passes(gateway)
+    await audit_passes(gateway)
 
 
 async def test_a_task_not_done_by_its_deadline_fails_with_the_money_released(
-    start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch, quick_sandbox: None
+    start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch, quick_sandbox: Path
 ) -> None:
     monkeypatch.setenv("REELGATE_SANDBOX_GENERATING_S", "60")
     gateway = start_gateway(**FAST_ENGINE, task_deadline_s=1.5)
     key = await gateway.account_with_key("patient", credit_usd="1")
     async with gateway.client(key) as client:
-        final = (await _until_final(client, await _create(client, TEXT), seconds=10))[-1]
+        final = (await until_final(client, await create(client, TEXT), seconds=10))[-1]
     assert (final["state"], final["billing"]["status"]) == ("fail", "released")
     assert final["error"]["code"] == "deadline_exceeded"
-    await _audit_passes(gateway)
+    await audit_passes(gateway)
+
+
+async def test_a_callback_moves_its_task_at_once_without_waiting_for_a_poll(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    sandbox = start_sandbox(hmac_key="kie-hmac")
+    port = free_port()
+    gateway = start_gateway(
+        provider=KieProvider(sandbox, SANDBOX_KEY, hmac_key="kie-hmac"),
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        # The first poll would come a minute later: only the callback can end the task.
+        **{**FAST_ENGINE, "engine_first_poll_s": 60, "engine_poll_min_s": 60},
+    )
+    key = await gateway.account_with_key("called", credit_usd="10")
+    async with gateway.client(key) as client:
+        final = (await until_final(client, await create(client, TEXT), seconds=15))[-1]
+        video = await client.get(final["result"]["data"][0]["url"])
+    async with httpx.AsyncClient(
+        base_url=sandbox, headers={"authorization": f"Bearer {SANDBOX_KEY}"}
+    ) as s:
+        stats = (await s.get("/sandbox/stats")).json()
+    assert (final["state"], final["billing"]["status"]) == ("success", "committed")
+    assert video.status_code == 200
+    assert stats["record_calls"] == 0
+    assert stats["callbacks_sent"] == 1
 
 
 async def test_with_upstream_faults_every_task_ends_and_settles_exactly_once(
@@ -192,15 +170,15 @@ async def test_with_upstream_faults_every_task_ends_and_settles_exactly_once(
     )
     key = await gateway.account_with_key("busy", credit_usd="20")
     async with gateway.client(key) as client:
-        task_ids = await asyncio.gather(*(_create(client, TEXT) for _ in range(12)))
-        finals = [(await _until_final(client, task_id, seconds=60))[-1] for task_id in task_ids]
+        task_ids = await asyncio.gather(*(create(client, TEXT) for _ in range(12)))
+        finals = [(await until_final(client, task_id, seconds=60))[-1] for task_id in task_ids]
     assert {task["state"] for task in finals} <= {"success", "fail"}
     assert all(
         (task["state"], task["billing"]["status"])
         in {("success", "committed"), ("fail", "released")}
         for task in finals
     )
-    await _audit_passes(gateway)
+    await audit_passes(gateway)
     async with httpx.AsyncClient(
         base_url=sandbox, headers={"authorization": f"Bearer {SANDBOX_KEY}"}
     ) as s:
@@ -224,6 +202,8 @@ async def test_two_engine_processes_share_one_backlog_without_polling_a_task_twi
         "REELGATE_DATABASE_URL": database_url,
         "REELGATE_KIE_API_KEY": SANDBOX_KEY,
         "REELGATE_KIE_BASE_URL": sandbox,
+        # Engines write the videos the gateway serves: they share its media directory.
+        "REELGATE_MEDIA_DIR": str(gateway.settings.media_dir),
         "REELGATE_ENGINE_POLL_MIN_S": "0.2",
         "REELGATE_ENGINE_POLL_MAX_S": "0.4",
         "REELGATE_ENGINE_FIRST_POLL_S": "0.2",
@@ -240,21 +220,24 @@ async def test_two_engine_processes_share_one_backlog_without_polling_a_task_twi
     ]
     try:
         async with gateway.client(key) as client:
-            task_ids = await asyncio.gather(*(_create(client, TEXT) for _ in range(40)))
-            finals = [(await _until_final(client, task_id, seconds=60))[-1] for task_id in task_ids]
+            task_ids = await asyncio.gather(*(create(client, TEXT) for _ in range(40)))
+            finals = [(await until_final(client, task_id, seconds=60))[-1] for task_id in task_ids]
     finally:
         for engine in engines:
             engine.terminate()
         for engine in engines:
             await asyncio.wait_for(engine.wait(), timeout=20)
     assert {task["state"] for task in finals} == {"success"}
+    async with gateway.client(key) as client:
+        video = await client.get(finals[-1]["result"]["data"][0]["url"])
+    assert video.status_code == 200, "the gateway serves what the engines stored"
     async with httpx.AsyncClient(
         base_url=sandbox, headers={"authorization": f"Bearer {SANDBOX_KEY}"}
     ) as s:
         stats = (await s.get("/sandbox/stats")).json()
     assert stats.get("overlapping_polls", 0) == 0
     assert stats["record_calls"] >= 40
-    await _audit_passes(gateway)
+    await audit_passes(gateway)
 
 
 async def test_an_engine_never_fails_a_task_for_upstream_outages_before_its_deadline(
@@ -264,7 +247,7 @@ async def test_an_engine_never_fails_a_task_for_upstream_outages_before_its_dead
     gateway = start_gateway(provider=KieProvider(sandbox, SANDBOX_KEY))
     key = await gateway.account_with_key("outage", credit_usd="1")
     async with gateway.client(key) as client:
-        task_id = await _create(client, TEXT)
+        task_id = await create(client, TEXT)
     settings = Settings(database_url=database_url, **FAST_ENGINE)
     db = Database(database_url)
     provider = KieProvider(sandbox, SANDBOX_KEY)
