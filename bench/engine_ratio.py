@@ -197,23 +197,62 @@ def raise_interrupt(_signum: int, _frame: object) -> NoReturn:
 # ---------------------------------------------------------------- the backlog
 
 
-async def create_upstream(base: str, count: int, concurrency: int) -> list[str]:
+class LoopbackHttp:
+    """A minimal HTTP/1.1 client: ``size`` keep-alive connections to one loopback server and no
+    pool logic. It builds the backlog (httpx creates only a few hundred tasks a second here) and
+    shows what the sandbox itself can answer."""
+
+    def __init__(self, base: str) -> None:
+        self.url = httpx.URL(base)
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+
+    async def open(self, size: int) -> None:
+        for _ in range(size):
+            self.idle.put_nowait(await asyncio.open_connection(self.url.host, self.url.port))
+
+    async def request(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+        """The status and body of one answer (within the read timeout)."""
+        reader, writer = await self.idle.get()
+        writer.write(
+            f"{method} {target} HTTP/1.1\r\nHost: {self.url.host}\r\n"
+            f"Authorization: Bearer {SANDBOX_KEY}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HTTP_TIMEOUT.read)
+        lines = head.lower().split(b"\r\n")
+        length = next(int(line[15:]) for line in lines if line.startswith(b"content-length:"))
+        answer = await asyncio.wait_for(reader.readexactly(length), HTTP_TIMEOUT.read)
+        self.idle.put_nowait((reader, writer))
+        return int(lines[0].split()[1]), answer
+
+    async def aclose(self) -> None:
+        while not self.idle.empty():
+            self.idle.get_nowait()[1].close()
+
+
+async def create_upstream(base: str, count: int) -> list[str]:
     """Create ``count`` tasks at the sandbox, so that every poll reads a real task."""
     ids: list[str] = []
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=base, headers=auth(), timeout=HTTP_TIMEOUT, limits=limits
-    ) as client:
+    http, concurrency = LoopbackHttp(base), 16
+    body = orjson.dumps(UPSTREAM_BODY)
 
-        async def worker(share: int) -> None:
-            for _ in range(share):
-                answer = (await client.post(CREATE_PATH, json=UPSTREAM_BODY)).json()
-                if answer.get("code") != 200:
-                    raise RuntimeError(f"the sandbox refused a create: {answer}")
-                ids.append(answer["data"]["taskId"])
+    async def worker(share: int) -> None:
+        for _ in range(share):
+            status, answer = await http.request("POST", CREATE_PATH, body)
+            data = orjson.loads(answer)
+            if status != 200 or data.get("code") != 200:
+                raise RuntimeError(f"the sandbox refused a create: {data}")
+            ids.append(data["data"]["taskId"])
 
+    try:
+        await http.open(concurrency)
         shares = [count // concurrency + (i < count % concurrency) for i in range(concurrency)]
         await asyncio.gather(*(worker(share) for share in shares))
+    finally:
+        await http.aclose()
     return ids
 
 
@@ -338,13 +377,34 @@ async def prime_render(base: str, upstream_id: str) -> None:
 # ---------------------------------------------------------------- the references
 
 
+@dataclass(frozen=True, slots=True)
+class Rate:
+    polls_per_s: float
+    cpu_share: float
+    """CPU time of this process (all its threads) over wall time: near 1.0, its core was the
+    limit; well below, it waited (for the sandbox, the database, or a timer)."""
+
+
+class Stopwatch:
+    """Wall and CPU time from its creation."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.wall
+
+    def cpu_share(self) -> float:
+        return (time.process_time() - self.cpu) / self.elapsed_s()
+
+
 async def closed_loop(
     call: Callable[[str], Awaitable[object]],
     upstream_ids: list[str],
     concurrency: int,
     warmup: float,
     seconds: float,
-) -> float:
+) -> Rate:
     """Calls per second that ``concurrency`` workers, each calling as soon as its last call
     answered, get over ``seconds`` after ``warmup``."""
     done = 0
@@ -361,22 +421,22 @@ async def closed_loop(
     workers = [asyncio.create_task(worker(i)) for i in range(concurrency)]
     try:
         await asyncio.sleep(warmup)
-        start, start_done = time.perf_counter(), done
+        watch, start_done = Stopwatch(), done
         await asyncio.sleep(seconds)
-        rate = (done - start_done) / (time.perf_counter() - start)
+        rate = Rate((done - start_done) / watch.elapsed_s(), watch.cpu_share())
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*workers), timeout=30)
     return rate
 
 
-async def baseline(base: str, upstream_ids: list[str], opts: Options) -> float:
-    """Bare recordInfo GETs with the client settings the KIE adaptor uses, no database."""
+async def baseline(base: str, upstream_ids: list[str], opts: Options) -> Rate:
+    """Bare recordInfo GETs from one httpx client keeping a connection per worker alive."""
+    limits = httpx.Limits(
+        max_connections=max(200, opts.concurrency), max_keepalive_connections=opts.concurrency
+    )
     async with httpx.AsyncClient(
-        base_url=base,
-        headers=auth(),
-        timeout=HTTP_TIMEOUT,
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        base_url=base, headers=auth(), timeout=HTTP_TIMEOUT, limits=limits
     ) as client:
 
         async def get(upstream_id: str) -> None:
@@ -387,8 +447,8 @@ async def baseline(base: str, upstream_ids: list[str], opts: Options) -> float:
         return await closed_loop(get, upstream_ids, opts.concurrency, opts.warmup, opts.seconds)
 
 
-async def provider_only(base: str, upstream_ids: list[str], opts: Options) -> float:
-    """The same through the KIE adaptor's fetch_status (envelope and record parsing)."""
+async def provider_only(base: str, upstream_ids: list[str], opts: Options) -> Rate:
+    """The same through the KIE adaptor's fetch_status: its client settings and its parsing."""
     provider = KieProvider(base, SANDBOX_KEY)
     try:
         return await closed_loop(
@@ -396,6 +456,23 @@ async def provider_only(base: str, upstream_ids: list[str], opts: Options) -> fl
         )
     finally:
         await provider.aclose()
+
+
+async def sandbox_ceiling(base: str, upstream_ids: list[str], opts: Options) -> Rate:
+    """The same GETs from the minimal client: what the sandbox itself answers, to tell whether
+    it or httpx limits the baseline."""
+    http = LoopbackHttp(base)
+
+    async def get(upstream_id: str) -> None:
+        status, _ = await http.request("GET", f"{RECORD_PATH}?taskId={upstream_id}")
+        if status != 200:
+            raise RuntimeError(f"recordInfo answered {status}")
+
+    try:
+        await http.open(opts.concurrency)
+        return await closed_loop(get, upstream_ids, opts.concurrency, opts.warmup, opts.seconds)
+    finally:
+        await http.aclose()
 
 
 # ---------------------------------------------------------------- the engine
@@ -436,8 +513,16 @@ def engine_settings(url: str, base: str, opts: Options, workdir: Path) -> Settin
     )
 
 
-async def run_engine(db: Database, settings: Settings, seconds: float) -> list[tuple[float, str]]:
-    """Run one engine for ``seconds``; return each status check it sent (Unix ms, upstream id)."""
+@dataclass(frozen=True, slots=True)
+class EngineRun:
+    sent: list[tuple[float, str]]
+    """Each status check the engine sent: Unix ms, upstream task id."""
+    rate: Rate
+    """Over the measured window, after the warmup."""
+
+
+async def run_engine(db: Database, settings: Settings, warmup: float, seconds: float) -> EngineRun:
+    """Run one engine for ``warmup`` and then ``seconds`` more, measured."""
     key = settings.kie_api_key
     assert key is not None
     provider = TimedProvider(KieProvider(settings.kie_base_url, key.get_secret_value()))
@@ -445,17 +530,16 @@ async def run_engine(db: Database, settings: Settings, seconds: float) -> list[t
     stop = asyncio.Event()
     job = asyncio.create_task(engine.run(stop))
     try:
+        await asyncio.sleep(warmup)
+        watch, start_ms = Stopwatch(), time.time() * 1000
         await asyncio.sleep(seconds)
+        end_ms, cpu_share = time.time() * 1000, watch.cpu_share()
     finally:
         stop.set()
         await asyncio.wait_for(job, timeout=30)
         await provider.aclose()
-    return provider.sent
-
-
-def window_rate(sent: list[tuple[float, str]], start_ms: float, seconds: float) -> float:
-    end_ms = start_ms + seconds * 1000
-    return sum(1 for at, _ in sent if start_ms <= at < end_ms) / seconds
+    polls = sum(1 for at, _ in provider.sent if start_ms <= at < end_ms)
+    return EngineRun(provider.sent, Rate(polls * 1000 / (end_ms - start_ms), cpu_share))
 
 
 async def engine_throughput(
@@ -464,16 +548,17 @@ async def engine_throughput(
     """Every task due now; polls per second over ``seconds`` after ``warmup``."""
     await make_all_due(db)
     before_db, before_up = await checks_done(db), (await sandbox_stats(base))["record_calls"]
-    started_ms = time.time() * 1000
-    sent = await run_engine(db, settings, opts.warmup + opts.seconds)
+    run = await run_engine(db, settings, opts.warmup, opts.seconds)
     stats = await sandbox_stats(base)
     return {
-        "polls_per_s": window_rate(sent, started_ms + opts.warmup * 1000, opts.seconds),
-        "polls_sent": len(sent),
+        "polls_per_s": run.rate.polls_per_s,
+        "cpu_share": run.rate.cpu_share,
+        "polls_sent": len(run.sent),
         "recordinfo_calls_at_sandbox": stats["record_calls"] - before_up,
         "checks_finished_in_db": await checks_done(db) - before_db,
         "overlapping_polls_at_sandbox": stats["overlapping_polls"],
-        "backlog_drained": len(sent) >= len(task_ids),
+        # Then the engine idled within the window and polls_per_s understates it.
+        "backlog_drained": len(run.sent) >= len(task_ids),
     }
 
 
@@ -491,8 +576,8 @@ async def engine_lag(
     await schedule(db, due_ms)
     due_by_upstream = {upstream_of[task_id]: due for task_id, due in due_ms.items()}
     run_s = (start_ms - time.time() * 1000) / 1000 + opts.seconds + LAG_GRACE_S
-    sent = await run_engine(db, settings, run_s)
-    ended_ms = time.time() * 1000
+    run = await run_engine(db, settings, 0, run_s)
+    sent, ended_ms = run.sent, time.time() * 1000
     first: dict[str, float] = {}
     for at, upstream_id in sent:
         first.setdefault(upstream_id, at)
@@ -500,6 +585,7 @@ async def engine_lag(
     unpolled = sum(1 for up in due_by_upstream if up not in first)
     return {
         "offered_polls_per_s": opts.rate,
+        "cpu_share": run.rate.cpu_share,
         "due_tasks": due_count,
         "polled": due_count - unpolled,
         "unpolled_at_end": unpolled,
@@ -530,31 +616,49 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 async def measure(opts: Options, url: str, base: str, workdir: Path) -> dict[str, Any]:
     started = time.perf_counter()
-    upstream_ids = await create_upstream(base, opts.tasks, 64)
+    upstream_ids = await create_upstream(base, opts.tasks)
     if opts.state == "generating":
         await prime_render(base, upstream_ids[0])
     db = Database(url)
     try:
         task_ids = await insert_backlog(db, upstream_ids, opts.state)
         print(f"backlog of {opts.tasks:,} tasks ready in {time.perf_counter() - started:.1f} s")
-        base_rate = await baseline(base, upstream_ids, opts)
-        print(f"baseline  (httpx loop, no database)   {base_rate:>8,.0f} polls/s", flush=True)
-        provider_rate = await provider_only(base, upstream_ids, opts)
-        print(f"provider  (KieProvider, no database)  {provider_rate:>8,.0f} polls/s", flush=True)
+        references = {
+            "baseline": await baseline(base, upstream_ids, opts),
+            "provider": await provider_only(base, upstream_ids, opts),
+            "sandbox_ceiling": await sandbox_ceiling(base, upstream_ids, opts),
+        }
+        for name, rate in references.items():
+            show(name, rate)
         settings = engine_settings(url, base, opts, workdir)
         throughput = await engine_throughput(db, settings, base, task_ids, opts)
-        print(f"engine    (all tasks due)             {throughput['polls_per_s']:>8,.0f} polls/s")
+        show("engine", Rate(throughput["polls_per_s"], throughput["cpu_share"]))
         lag = await engine_lag(db, settings, dict(zip(task_ids, upstream_ids, strict=True)), opts)
     finally:
         await db.dispose()
     return {
-        "baseline_polls_per_s": base_rate,
-        "provider_polls_per_s": provider_rate,
+        **{name: dataclasses.asdict(rate) for name, rate in references.items()},
         "engine": throughput,
         "lag": lag,
-        "ratio": throughput["polls_per_s"] / base_rate,
-        "ratio_to_provider": throughput["polls_per_s"] / provider_rate,
+        "ratio": throughput["polls_per_s"] / references["baseline"].polls_per_s,
+        "ratio_to_provider": throughput["polls_per_s"] / references["provider"].polls_per_s,
     }
+
+
+LABELS = {
+    "baseline": "baseline  (httpx loop, no database)",
+    "provider": "provider  (KieProvider, no database)",
+    "sandbox_ceiling": "sandbox   (minimal HTTP/1.1 client)",
+    "engine": "engine    (all tasks due)",
+}
+
+
+def show(name: str, rate: Rate) -> None:
+    print(
+        f"{LABELS[name]:<38}{rate.polls_per_s:>8,.0f} polls/s   this core busy "
+        f"{rate.cpu_share:.0%}",
+        flush=True,
+    )
 
 
 def run_async(opts: Options, work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:

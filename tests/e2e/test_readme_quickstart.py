@@ -222,3 +222,37 @@ def test_quickstart_from_an_empty_directory_to_a_reserved_task_and_a_restart(
         status, task = curl(f"{second.base_url}/v1/tasks/{envelope['task_id']}", "-H", auth)
         assert status == 200, task
         assert task["billing"]["reserve_amount_micro_usdc"] == RESERVED
+
+
+def test_the_first_task_succeeds_with_its_video_kept_and_the_ledger_audits_clean(
+    workdir: Path, logs: Path
+) -> None:
+    with serving(workdir, logs, "video") as server:
+        reelgate(workdir, "accounts", "create", "studio", "--credit-usd", "25")
+        key = json.loads(reelgate(workdir, "keys", "create", "studio", "--json").stdout)["key"]
+        auth = f"Authorization: Bearer {key}"
+        status, envelope = curl(
+            f"{server.base_url}/v1/videos/generations",
+            *("-H", auth, "-H", "Content-Type: application/json", "-d", FIRST_EXAMPLE),
+        )
+        assert status == 202, envelope
+        deadline = time.monotonic() + 60
+        while True:
+            status, task = curl(f"{server.base_url}{envelope['poll_url']}", "-H", auth)
+            if task["state"] in ("success", "fail") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert (task["state"], task["billing"]["status"]) == ("success", "committed"), task
+        video = workdir / "downloaded.mp4"
+        download = subprocess.run(
+            ["curl", "-sS", "--noproxy", "*", "--max-time", "20", "-o", str(video),
+             "-w", "%{http_code}", task["result"]["data"][0]["url"]],
+            capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        assert download.stdout == "200", download
+    assert video.read_bytes()[4:8] == b"ftyp"
+    # Kept in the working directory, beside the database, by default.
+    kept = workdir / "reelgate-media" / task["task_id"] / "0"
+    assert kept.read_bytes() == video.read_bytes()
+    audited = reelgate(workdir, "audit")
+    assert "ledger ok" in audited.stdout

@@ -117,6 +117,7 @@ async def test_a_task_whose_create_went_unanswered_is_found_again_by_its_callbac
         provider=KieProvider(sandbox, SANDBOX_KEY, timeout_s=0.3),
         port=port,
         public_url=f"http://127.0.0.1:{port}",
+        run_engine=True,  # it copies the video the callback announces
     )
     key = await gateway.account_with_key("found", credit_usd="1")
     async with gateway.client(key) as client:

@@ -77,16 +77,13 @@ class TaskView:
     link_key: bytes
     link_ttl_s: int
 
-    def envelope(self, record: TaskRecord) -> schemas.TaskEnvelope:
-        return task_envelope(record, self.poll_interval_ms)
-
     def resource(self, record: TaskRecord, now_s: int) -> tuple[schemas.TaskResource, int | None]:
         """The task resource, and when its links should be made anew (None: it has none)."""
         quote = record.quote
         cost = quote.cost_micro_usdc
         result, renew_at = self._result(record, now_s)
         resource = schemas.TaskResource(
-            **self.envelope(record).model_dump(),
+            **task_envelope(record, self.poll_interval_ms).model_dump(),
             request=record.request,
             result=result,
             error=record.error or {},

@@ -8,10 +8,11 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
+import base64
+import secrets
+
 import sqlalchemy as sa
 from alembic import op
-
-from reelgate.domain.webhooks import new_webhook_secret
 
 revision = "0004"
 down_revision = "0003"
@@ -19,6 +20,11 @@ branch_labels = None
 depends_on = None
 
 PENDING = "status = 'pending'"
+
+
+def _webhook_secret() -> str:
+    # As reelgate.domain.webhooks makes them; written out so this migration never changes.
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def upgrade() -> None:
@@ -35,7 +41,7 @@ def upgrade() -> None:
         bind.execute(
             accounts.update()
             .where(accounts.c.id == account_id)
-            .values(webhook_secret=new_webhook_secret())
+            .values(webhook_secret=_webhook_secret())
         )
     with op.batch_alter_table("accounts") as batch:
         batch.alter_column("webhook_secret", existing_type=sa.String(64), nullable=False)
