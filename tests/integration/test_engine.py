@@ -160,9 +160,19 @@ async def test_with_upstream_faults_every_task_ends_and_settles_exactly_once(
         callback_duplicate_share=0.4,
         callback_late_share=0.2,
         callback_late_s=0.5,
-        faults={"record": {"http_503": 0.2, "body_codes": {429: 0.2, 455: 0.1}, "latency_ms": 20}},
+        faults={
+            "record": {
+                "http_503": 0.2,
+                "body_codes": {429: 0.2, 455: 0.1},
+                "timeout": 0.1,
+                "latency_ms": 20,
+            }
+        },
+        # A check that times out is over before the engine asks again (0.5 s later), so the
+        # sandbox's count of overlapping checks only counts real overlaps.
+        hang_s=0.6,
     )
-    provider = KieProvider(sandbox, SANDBOX_KEY, hmac_key="kie-hmac", timeout_s=2)
+    provider = KieProvider(sandbox, SANDBOX_KEY, hmac_key="kie-hmac", timeout_s=0.3)
     # Polls and callbacks race for every task: the sandbox calls back to this gateway.
     port = free_port()
     gateway = start_gateway(
@@ -184,6 +194,7 @@ async def test_with_upstream_faults_every_task_ends_and_settles_exactly_once(
     ) as s:
         stats = (await s.get("/sandbox/stats")).json()
     assert stats.get("overlapping_polls", 0) == 0
+    assert stats["faults"]["record_timeout"] > 0
 
 
 @pytest.mark.postgres

@@ -95,7 +95,11 @@ class Engine:
         except Exception:
             log.exception("engine: checking task %s failed; trying again later", record.id)
             next_ms = int((time.time() + self.settings.engine_poll_max_s) * 1000)
-        await self.store.reschedule(record.id, self.owner, next_ms)
+        try:
+            await self.store.reschedule(record.id, self.owner, next_ms)
+        except ReelgateError as exc:
+            # The lease runs out and the task is due again then: nothing is lost.
+            log.warning("engine: cannot reschedule task %s (%s)", record.id, exc)
 
     async def _poll(self, record: TaskRecord) -> int:
         """Check one task; return when it is next due (ignored once it has finished)."""
@@ -127,7 +131,9 @@ class Engine:
             ):
                 log.warning("engine: task %s passed its deadline; released", record.id)
             return now_ms
-        return min(now_ms + int(delay_s * 1000), deadline_ms)
+        # Counted from the end of this check: after a slow answer or a timeout, the upstream
+        # still gets the whole pause.
+        return min(int(time.time() * 1000) + int(delay_s * 1000), deadline_ms)
 
     async def _store_result(self, record: TaskRecord, origin: tuple[str, ...]) -> bool:
         """Copy the video, then succeed the task (committing its money); False to try later."""

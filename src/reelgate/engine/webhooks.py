@@ -78,7 +78,12 @@ class WebhookSender:
         except Exception:
             log.exception("webhooks: delivering %s failed unexpectedly", due.webhook_id)
             attempt = self._failed(due, None, "internal error while sending")
-        await self.store.record(due.task_id, self.owner, attempt)
+        try:
+            await self.store.record(due.task_id, self.owner, attempt)
+        except ReelgateError as exc:
+            # The lease runs out and the delivery is due again: a receiver may see it twice,
+            # with the same webhook-id, never not at all.
+            log.warning("webhooks: cannot record attempt of %s (%s)", due.webhook_id, exc)
 
     async def _attempt(self, due: DueDelivery) -> Attempt:
         record = await self.tasks.get(due.task_id)
