@@ -153,7 +153,7 @@ def engine_command() -> None:
     """Run only the task engine, for deployments that split it from the API (PostgreSQL)."""
     from reelgate.engine.process import EngineProcess
     from reelgate.services.signing import media_signing_key
-    from reelgate.upstream.wiring import build_upstream, loopback_base
+    from reelgate.upstream.wiring import build_upstream
 
     settings = _settings()
     if settings.kie_api_key is None:
@@ -173,12 +173,7 @@ def engine_command() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         # Webhooks carry the task as its owner reads it, video links included.
-        view = resources.TaskView(
-            poll_interval_ms=settings.recommended_poll_interval_ms,
-            link_base=(settings.public_url or loopback_base(settings)).rstrip("/"),
-            link_key=await media_signing_key(db, settings),
-            link_ttl_s=settings.media_link_ttl_s,
-        )
+        view = resources.TaskView.of(settings, await media_signing_key(db, settings))
         try:
             await EngineProcess(db, settings, provider, lambda r: view.body(r)[0]).run(stop)
         finally:

@@ -116,5 +116,20 @@ class Settings(BaseSettings):
                 )
         return margins
 
+    def loopback_url(self) -> str:
+        """The gateway's own address, as a process on this machine reaches it."""
+        host = self.host
+        if host in ("0.0.0.0", ""):  # noqa: S104 - comparing, not binding
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def client_url(self) -> str:
+        """The gateway's address as its clients reach it, for absolute links."""
+        return (self.public_url or self.loopback_url()).rstrip("/")
+
     def margin(self, channel: str) -> Decimal:
         return self.channel_margins.get(channel, Decimal(1))

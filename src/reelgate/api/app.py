@@ -28,7 +28,7 @@ from reelgate.services.tasks import TaskService
 from reelgate.store import changes, meta
 from reelgate.store.database import Database
 from reelgate.upstream.provider import Provider
-from reelgate.upstream.wiring import EMBEDDED_SANDBOX_PATH, build_upstream, loopback_base
+from reelgate.upstream.wiring import EMBEDDED_SANDBOX_PATH, build_upstream
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,7 @@ def _build_gateway(settings: Settings, db: Database, provider: Provider) -> Gate
         accounts=AccountService(db),
         tasks=tasks,
         cache=PollCache(settings.key_cache_size, settings.task_cache_size),
-        view=resources.TaskView(
-            poll_interval_ms=settings.recommended_poll_interval_ms,
-            link_base=(settings.public_url or loopback_base(settings)).rstrip("/"),
-            link_key=b"",
-            link_ttl_s=settings.media_link_ttl_s,
-        ),
+        view=resources.TaskView.of(settings, link_key=b""),
         media=MediaStore(settings.media_dir),
         models_body=catalogue.model_dump_json().encode(),
         model_bodies={card.id: card.model_dump_json().encode() for card in catalogue.data},
@@ -81,7 +76,7 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
         provider, sandbox = upstream.provider, upstream.sandbox
         if sandbox is not None and settings.public_url is None:
             # The embedded sandbox calls back to the gateway it lives in.
-            settings = settings.model_copy(update={"public_url": loopback_base(settings)})
+            settings = settings.model_copy(update={"public_url": settings.loopback_url()})
     db = Database(settings.database_url)
     gateway = _build_gateway(settings, db, provider)
 

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from reelgate.api import schemas
+from reelgate.config import Settings
 from reelgate.domain import catalogue as cat
 from reelgate.domain import links
 from reelgate.domain.money import micro_to_usd
@@ -107,6 +108,15 @@ class TaskView:
             completed_at=record.completed_at,
         )
         return resource, renew_at
+
+    @classmethod
+    def of(cls, settings: Settings, link_key: bytes) -> TaskView:
+        return cls(
+            poll_interval_ms=settings.recommended_poll_interval_ms,
+            link_base=settings.client_url(),
+            link_key=link_key,
+            link_ttl_s=settings.media_link_ttl_s,
+        )
 
     def body(self, record: TaskRecord) -> tuple[bytes, int | None]:
         resource, renew_at = self.resource(record, int(time.time()))

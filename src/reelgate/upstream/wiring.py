@@ -22,18 +22,6 @@ class Upstream:
     """The sandbox app to mount at :data:`EMBEDDED_SANDBOX_PATH`, when it runs embedded."""
 
 
-def loopback_base(settings: Settings) -> str:
-    """The gateway's own address, as a process on this machine reaches it."""
-    host = settings.host
-    if host in ("0.0.0.0", ""):  # noqa: S104 - comparing, not binding
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
-
-
 def build_upstream(settings: Settings) -> Upstream:
     """With ``REELGATE_KIE_API_KEY`` the adaptor talks to KIE. Without it, the sandbox runs in
     this process and the same adaptor reaches it over HTTP, so that a first video comes out of
@@ -51,7 +39,7 @@ def build_upstream(settings: Settings) -> Upstream:
     sandbox_key, sandbox_hmac_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     sandbox = create_sandbox_app(SandboxSettings(api_key=sandbox_key, hmac_key=sandbox_hmac_key))
     provider = KieProvider(
-        loopback_base(settings) + EMBEDDED_SANDBOX_PATH,
+        settings.loopback_url() + EMBEDDED_SANDBOX_PATH,
         sandbox_key,
         hmac_key=sandbox_hmac_key,
         connect_timeout_s=settings.kie_connect_timeout_s,
