@@ -19,7 +19,8 @@ class TaskState(StrEnum):
 
 
 FINAL_STATES: Final = frozenset({TaskState.SUCCESS, TaskState.FAIL})
-_ORDER: Final = {
+ORDER: Final = {
+    # How far along each state is: a task only ever moves to a higher one.
     TaskState.WAITING: 0,
     TaskState.QUEUING: 1,
     TaskState.GENERATING: 2,
@@ -30,7 +31,7 @@ _ORDER: Final = {
 
 def can_move(current: TaskState, new: TaskState) -> bool:
     """States only move forward (steps may be skipped); a final state never changes."""
-    return not current.is_final and _ORDER[new] > _ORDER[current]
+    return not current.is_final and ORDER[new] > ORDER[current]
 
 
 class Submission(StrEnum):

@@ -19,10 +19,17 @@ from aiolimiter import AsyncLimiter
 from reelgate.config import Settings
 from reelgate.domain.task import Submission, TaskState
 from reelgate.engine.media import MediaError, MediaStore
-from reelgate.engine.transitions import apply_status, deadline_error, success_result
+from reelgate.engine.transitions import (
+    Failed,
+    Made,
+    apply,
+    deadline_error,
+    success_result,
+    transition,
+)
 from reelgate.errors import ReelgateError, UpstreamError
 from reelgate.store.database import Database
-from reelgate.store.tasks import TaskRecord, TaskStore
+from reelgate.store.tasks import CheckOutcome, Progress, TaskRecord, TaskStore
 from reelgate.upstream.provider import Provider
 
 log = logging.getLogger(__name__)
@@ -55,8 +62,15 @@ class Engine:
             timeout=httpx.Timeout(settings.media_timeout_s, connect=10), follow_redirects=True
         )
         self.wake = asyncio.Event()
-        """Set when a task became due now (a callback brought its result): look at once."""
+        """Set when there is something to do at once: a task became due now (a callback brought
+        its result), or checks of a backlog finished and made room for more."""
         self._running: set[asyncio.Task[None]] = set()
+        self._backlog = False
+        """Whether the last claim was full, so that more tasks are likely due."""
+        self._min_claim = max(1, min(settings.engine_batch, settings.engine_concurrency) // 4)
+        """Claiming waits for this much room: one query per finished check would waste it."""
+        self._outcomes: list[CheckOutcome] = []
+        self._flushing: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Check due tasks until ``stop`` is set."""
@@ -66,47 +80,68 @@ class Engine:
             await self.downloads.aclose()
 
     async def _loop(self, stop: asyncio.Event) -> None:
+        concurrency = self.settings.engine_concurrency
         while not stop.is_set():
-            room = self.settings.engine_concurrency - len(self._running)
+            self.wake.clear()
+            room = concurrency - len(self._running)
+            asked = min(room, self.settings.engine_batch)
             batch: list[TaskRecord] = []
-            if room > 0:
-                self.wake.clear()
+            if room >= self._min_claim or (room > 0 and not self._running):
                 try:
                     batch = await self.store.claim_due(
-                        self.owner,
-                        min(room, self.settings.engine_batch),
-                        int(self.settings.engine_lease_s * 1000),
+                        self.owner, asked, int(self.settings.engine_lease_s * 1000)
                     )
                 except ReelgateError as exc:
                     log.warning("engine: cannot claim tasks (%s); retrying", exc)
             for record in batch:
                 job = asyncio.create_task(self._check(record))
                 self._running.add(job)
-                job.add_done_callback(self._running.discard)
-            if not batch or room <= len(batch):
+                job.add_done_callback(self._done)
+            self._backlog = len(batch) == asked > 0
+            if not (self._backlog and concurrency - len(self._running) >= self._min_claim):
                 await _first(stop, self.wake, IDLE_WAIT_S)
         for job in list(self._running):
             job.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
+        if self._flushing is not None:
+            await self._flushing
+
+    def _done(self, job: asyncio.Task[None]) -> None:
+        self._running.discard(job)
+        room = self.settings.engine_concurrency - len(self._running)
+        if self._backlog and room >= self._min_claim:
+            self.wake.set()
 
     async def _check(self, record: TaskRecord) -> None:
         try:
-            next_ms = await self._poll(record)
+            outcome = await self._poll(record)
         except Exception:
             log.exception("engine: checking task %s failed; trying again later", record.id)
-            next_ms = int((time.time() + self.settings.engine_poll_max_s) * 1000)
-        try:
-            await self.store.reschedule(record.id, self.owner, next_ms)
-        except ReelgateError as exc:
-            # The lease runs out and the task is due again then: nothing is lost.
-            log.warning("engine: cannot reschedule task %s (%s)", record.id, exc)
+            outcome = CheckOutcome(
+                record.id, int((time.time() + self.settings.engine_poll_max_s) * 1000)
+            )
+        self._outcomes.append(outcome)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
 
-    async def _poll(self, record: TaskRecord) -> int:
-        """Check one task; return when it is next due (ignored once it has finished)."""
+    async def _flush(self) -> None:
+        """Write finished checks in batches: whatever finished while one transaction ran goes
+        into the next."""
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                await self.store.record_checks(self.owner, batch)
+            except Exception:
+                # Their leases run out and the tasks are due again then: nothing is lost.
+                log.exception("engine: cannot record %d checks", len(batch))
+
+    async def _poll(self, record: TaskRecord) -> CheckOutcome:
+        """Check one task: what changed, and when it is next due (moot once it has ended)."""
         now_ms = int(time.time() * 1000)
         deadline_ms = record.deadline_at_ms or now_ms
         delay_s = poll_delay_s(self.settings, record.polls, self.rng)
         origin = record.origin_urls
+        progress: Progress | None = None
         if origin is None and record.submission is Submission.ACCEPTED and record.upstream_task_id:
             async with self.budget:
                 try:
@@ -116,24 +151,28 @@ class Engine:
                     log.info("engine: upstream check of %s failed: %s", record.id, exc.code)
                     delay_s = min(self.settings.engine_poll_max_s, delay_s * 4)
                     status = None
-            if status is not None:
-                changed = await apply_status(self.store, record, status)
-                if status.state is TaskState.FAIL and changed:
-                    return now_ms
-                if status.state is TaskState.SUCCESS:
-                    origin = status.result_urls
+            change = None if status is None else transition(record, status, now_ms)
+            if isinstance(change, Progress):
+                progress = change  # written with other checks' in one transaction
+            elif isinstance(change, Failed):
+                if await apply(self.store, record, change):
+                    return CheckOutcome(record.id, now_ms)
+            elif isinstance(change, Made):
+                await apply(self.store, record, change)
+                origin = change.urls
         if origin is not None and await self._store_result(record, origin):
-            return now_ms
+            return CheckOutcome(record.id, now_ms)
         if now_ms >= deadline_ms:
             # That was the last chance: the task ends here, its money released.
             if await self.store.finish(
                 record.id, TaskState.FAIL, error=deadline_error(origin is not None)
             ):
                 log.warning("engine: task %s passed its deadline; released", record.id)
-            return now_ms
+            return CheckOutcome(record.id, now_ms)
         # Counted from the end of this check: after a slow answer or a timeout, the upstream
         # still gets the whole pause.
-        return min(int(time.time() * 1000) + int(delay_s * 1000), deadline_ms)
+        next_ms = min(int(time.time() * 1000) + int(delay_s * 1000), deadline_ms)
+        return CheckOutcome(record.id, next_ms, progress)
 
     async def _store_result(self, record: TaskRecord, origin: tuple[str, ...]) -> bool:
         """Copy the video, then succeed the task (committing its money); False to try later."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Final
 
 import asyncpg  # type: ignore[import-untyped]
@@ -47,6 +47,26 @@ async def publish(conn: AsyncConnection, topic: str, ref: str) -> None:
         )
     else:
         await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, f"{topic}:{ref}")))
+
+
+async def publish_many(conn: AsyncConnection, topic: str, refs: Sequence[str]) -> None:
+    """Announce changes to many refs as part of the caller's transaction, in one statement."""
+    if not refs:
+        return
+    if conn.dialect.name == "sqlite":
+        now = int(time.time())
+        await conn.execute(
+            change_events.insert(),
+            [{"topic": topic, "ref": ref, "created_at": now} for ref in refs],
+        )
+    else:
+        await conn.execute(
+            sa.text(
+                "SELECT pg_notify(:channel, :topic || ':' || ref) "
+                "FROM unnest(CAST(:refs AS text[])) AS ref"
+            ),
+            {"channel": CHANNEL, "topic": topic, "refs": list(refs)},
+        )
 
 
 async def follow(db: Database, poll_interval: float) -> AsyncIterator[Change]:

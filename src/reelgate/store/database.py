@@ -57,7 +57,9 @@ class Database:
         else:
             # No pre-ping: it costs a round trip per checkout, and a dead connection already
             # surfaces as Unavailable (503) and is dropped from the pool.
-            self.engine = create_async_engine(url, pool_size=10, max_overflow=20)
+            # Sized for an engine's checks and the API together: connections beyond the pool
+            # are opened and closed for each use, a server process forked every time.
+            self.engine = create_async_engine(url, pool_size=20, max_overflow=20)
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,17 +15,20 @@ from reelgate.domain.ids import new_id
 from reelgate.domain.pricing import Quote
 from reelgate.domain.task import (
     FINAL_STATES,
+    ORDER,
     BillingStatus,
     LedgerKind,
     Submission,
     TaskState,
-    can_move,
 )
 from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.errors import InsufficientBalance
 from reelgate.store import changes
 from reelgate.store.database import Database
-from reelgate.store.schema import accounts, ledger, tasks, webhook_deliveries
+from reelgate.store.schema import UNFINISHED_SQL, accounts, ledger, tasks, webhook_deliveries
+
+# Spelled as the partial index ix_tasks_due is, so that both databases use it to find due tasks.
+_UNFINISHED = sa.text(UNFINISHED_SQL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,23 @@ def _json_or_none(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A forward move to a non-final state, or more progress within the current one."""
+
+    state: TaskState
+    progress: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """What one upstream check decided for a task it leased."""
+
+    task_id: str
+    next_poll_at_ms: int
+    progress: Progress | None = None
+
+
 def _record(row: sa.RowMapping) -> TaskRecord:
     origin = _json_or_none(row["origin_urls"])
     return TaskRecord(
@@ -194,6 +215,49 @@ def _least(conn: AsyncConnection, *values: Any) -> Any:
 
 def _greatest(conn: AsyncConnection, *values: Any) -> Any:
     return (sa.func.max if conn.dialect.name == "sqlite" else sa.func.greatest)(*values)
+
+
+_RANK = sa.case(
+    {state.value: rank for state, rank in ORDER.items()}, value=tasks.c.state, else_=len(ORDER)
+)
+
+
+def _advance(conn: AsyncConnection) -> sa.Update:
+    """The compare-and-swap that moves a task forward, for one or many tasks (executemany)."""
+    state: sa.BindParameter[str] = sa.bindparam("b_state")
+    progress: sa.BindParameter[int] = sa.bindparam("b_progress")
+    return (
+        tasks.update()
+        .where(
+            tasks.c.id == sa.bindparam("b_id"),
+            sa.or_(
+                sa.bindparam("b_rank") > _RANK,
+                sa.and_(tasks.c.state == state, tasks.c.progress < progress),
+            ),
+        )
+        .values(
+            state=state,
+            progress=_greatest(conn, tasks.c.progress, progress),
+            state_since_ms=sa.case(
+                (tasks.c.state == state, tasks.c.state_since_ms), else_=sa.bindparam("b_now_ms")
+            ),
+            updated_at=sa.bindparam("b_now_s"),
+        )
+    )
+
+
+def _advance_params(task_id: str, progress: Progress) -> dict[str, Any]:
+    if progress.state in FINAL_STATES:
+        raise ValueError("final states are reached through finish()")
+    now_ms = int(time.time() * 1000)
+    return {
+        "b_id": task_id,
+        "b_state": progress.state.value,
+        "b_rank": ORDER[progress.state],
+        "b_progress": progress.progress,
+        "b_now_ms": now_ms,
+        "b_now_s": now_ms // 1000,
+    }
 
 
 class TaskStore:
@@ -357,37 +421,48 @@ class TaskStore:
             await changes.publish(conn, changes.TASK, task_id)
             return True
 
-    async def advance(self, task_id: str, state: TaskState, progress: int) -> bool:
+    async def advance(self, task_id: str, progress: Progress) -> bool:
         """Move an unfinished task forward to a non-final state, or raise its progress within
         its state. A compare-and-swap: states never go back, progress never falls."""
-        if state in FINAL_STATES:
-            raise ValueError("final states are reached through finish()")
-        earlier = [s for s in TaskState if not s.is_final and can_move(s, state)]
-        now_ms = int(time.time() * 1000)
         async with self.db.write() as conn:
-            moved = await conn.execute(
-                tasks.update()
-                .where(tasks.c.id == task_id, tasks.c.state.in_(earlier))
-                .values(
-                    state=state,
-                    progress=_greatest(conn, tasks.c.progress, progress),
-                    state_since_ms=now_ms,
-                    updated_at=now_ms // 1000,
-                )
-            )
-            if moved.rowcount == 0:
-                moved = await conn.execute(
-                    tasks.update()
-                    .where(
-                        tasks.c.id == task_id,
-                        tasks.c.state == state,
-                        tasks.c.progress < progress,
-                    )
-                    .values(progress=progress, updated_at=now_ms // 1000)
-                )
+            moved = await conn.execute(_advance(conn), [_advance_params(task_id, progress)])
             if moved.rowcount:
                 await changes.publish(conn, changes.TASK, task_id)
             return bool(moved.rowcount)
+
+    async def record_checks(self, owner: str, outcomes: Sequence[CheckOutcome]) -> None:
+        """Write what many checks decided, in one transaction: each task's progress (the same
+        compare-and-swap as :meth:`advance`), then when it is next due, giving its lease back.
+        Batching these is what lets one engine keep thousands of tasks checked."""
+        if not outcomes:
+            return
+        moved = [o for o in outcomes if o.progress is not None]
+        async with self.db.write() as conn:
+            if moved:
+                await conn.execute(
+                    _advance(conn),
+                    [_advance_params(o.task_id, o.progress) for o in moved if o.progress],
+                )
+                # Announced whether or not the swap won: a needless refresh is harmless.
+                await changes.publish_many(conn, changes.TASK, [o.task_id for o in moved])
+            await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.id == sa.bindparam("b_id"),
+                    tasks.c.lease_owner == sa.bindparam("b_owner"),
+                )
+                .values(
+                    # Never later than someone else (a callback with the result) asked for.
+                    next_poll_at_ms=_least(conn, tasks.c.next_poll_at_ms, sa.bindparam("b_next")),
+                    polls=tasks.c.polls + 1,
+                    lease_owner=None,
+                    lease_until_ms=None,
+                ),
+                [
+                    {"b_id": o.task_id, "b_owner": owner, "b_next": o.next_poll_at_ms}
+                    for o in outcomes
+                ],
+            )
 
     async def claim_due(self, owner: str, limit: int, lease_ms: int) -> list[TaskRecord]:
         """Lease up to ``limit`` unfinished tasks that are due. On PostgreSQL, engines skip the rows
@@ -400,7 +475,7 @@ class TaskStore:
             due = (
                 sa.select(tasks.c.id)
                 .where(
-                    tasks.c.state.not_in(list(FINAL_STATES)),
+                    _UNFINISHED,
                     tasks.c.next_poll_at_ms <= now_ms,
                     sa.or_(tasks.c.lease_until_ms.is_(None), tasks.c.lease_until_ms < now_ms),
                 )
@@ -421,21 +496,6 @@ class TaskStore:
             )
             return [_record(row._mapping) for row in rows]
 
-    async def reschedule(self, task_id: str, owner: str, next_poll_at_ms: int) -> None:
-        """Give the lease back and say when the task is next due; never later than someone else
-        (a callback with the result) asked for meanwhile."""
-        async with self.db.write() as conn:
-            await conn.execute(
-                tasks.update()
-                .where(tasks.c.id == task_id, tasks.c.lease_owner == owner)
-                .values(
-                    next_poll_at_ms=_least(conn, tasks.c.next_poll_at_ms, next_poll_at_ms),
-                    polls=tasks.c.polls + 1,
-                    lease_owner=None,
-                    lease_until_ms=None,
-                )
-            )
-
     async def record_origin(self, task_id: str, urls: tuple[str, ...]) -> bool:
         """The upstream made the video: keep where it is and make the task due at once, so an
         engine copies it. True when this call recorded it (the first report wins)."""
@@ -445,7 +505,7 @@ class TaskStore:
                 tasks.update()
                 .where(
                     tasks.c.id == task_id,
-                    tasks.c.state.not_in(list(FINAL_STATES)),
+                    _UNFINISHED,
                     tasks.c.origin_urls.is_(None),
                 )
                 .values(

@@ -14,7 +14,10 @@ import sqlalchemy as sa
 from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.store import changes
 from reelgate.store.database import Database
-from reelgate.store.schema import accounts, webhook_deliveries
+from reelgate.store.schema import PENDING_DELIVERY_SQL, accounts, webhook_deliveries
+
+# Spelled as the partial index ix_webhook_deliveries_due is, so that both databases use it.
+_PENDING = sa.text(PENDING_DELIVERY_SQL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,7 @@ class WebhookStore:
             due = (
                 sa.select(d.c.task_id)
                 .where(
-                    d.c.status == DeliveryStatus.PENDING,
+                    _PENDING,
                     d.c.next_attempt_at_ms <= now_ms,
                     sa.or_(d.c.lease_until_ms.is_(None), d.c.lease_until_ms < now_ms),
                 )

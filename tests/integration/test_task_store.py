@@ -1,0 +1,148 @@
+"""The task store's compare-and-swaps and the engine's schedule, on both databases."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from reelgate.domain.ids import new_id
+from reelgate.domain.pricing import Quote
+from reelgate.domain.task import TaskState
+from reelgate.store.accounts import AccountStore
+from reelgate.store.database import Database
+from reelgate.store.tasks import CheckOutcome, NewTask, Progress, TaskStore
+
+QUOTE = Quote("480p_no_video", 77_500, 4, 1_000_000, 310_000)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+async def _tasks(db: Database, count: int, due_in_ms: int = 0) -> list[str]:
+    accounts = AccountStore(db)
+    account = await accounts.create(f"acct-{new_id('x')[-6:]}", 100_000_000)
+    key = await accounts.add_key(account.name, new_id("hash"), "rg_test")
+    store, now_ms, ids = TaskStore(db), int(time.time() * 1000), []
+    for _ in range(count):
+        record = await store.create(
+            NewTask(
+                id=new_id("task"),
+                account_id=account.id,
+                key_id=key.id,
+                model="seedance-2-fast",
+                request={"prompt": "a boat"},
+                channel="kie",
+                quote=QUOTE,
+                first_poll_at_ms=now_ms + due_in_ms,
+                deadline_at_ms=now_ms + 3_600_000,
+            )
+        )
+        ids.append(record.id)
+    return ids
+
+
+async def test_progress_moves_forward_only_and_never_falls(db: Database) -> None:
+    store = TaskStore(db)
+    [task_id] = await _tasks(db, 1)
+    generating = TaskState.GENERATING
+    assert await store.advance(task_id, Progress(generating, 40))
+    assert not await store.advance(task_id, Progress(TaskState.QUEUING, 60)), "a state back"
+    assert not await store.advance(task_id, Progress(generating, 30)), "progress down"
+    assert not await store.advance(task_id, Progress(generating, 40)), "a repeat"
+    assert await store.advance(task_id, Progress(generating, 41))
+    record = await store.get(task_id)
+    assert record is not None
+    assert (record.state, record.progress) == (generating, 41)
+
+
+async def test_a_finished_task_takes_no_progress(db: Database) -> None:
+    store = TaskStore(db)
+    [task_id] = await _tasks(db, 1)
+    assert await store.finish(task_id, TaskState.FAIL, error={"code": "x", "message": "y"})
+    assert not await store.advance(task_id, Progress(TaskState.GENERATING, 50))
+    record = await store.get(task_id)
+    assert record is not None
+    assert (record.state, record.progress) == (TaskState.FAIL, 0)
+
+
+async def test_checks_written_together_each_keep_the_rules_and_give_leases_back(
+    db: Database,
+) -> None:
+    store = TaskStore(db)
+    ids = await _tasks(db, 3)
+    claimed = await store.claim_due("engine-a", 10, 60_000)
+    assert sorted(r.id for r in claimed) == sorted(ids)
+    assert await store.claim_due("engine-b", 10, 60_000) == [], "leased tasks are not handed out"
+    assert await store.advance(ids[2], Progress(TaskState.GENERATING, 50))
+    soon = int(time.time() * 1000) + 60_000
+    await store.record_checks(
+        "engine-a",
+        [
+            CheckOutcome(ids[0], soon, Progress(TaskState.QUEUING, 5)),
+            CheckOutcome(ids[1], soon),
+            CheckOutcome(ids[2], soon, Progress(TaskState.QUEUING, 10)),  # behind: no effect
+        ],
+    )
+    records = [await store.get(task_id) for task_id in ids]
+    assert [(r.state, r.progress, r.polls) for r in records if r] == [
+        (TaskState.QUEUING, 5, 1),
+        (TaskState.WAITING, 0, 1),
+        (TaskState.GENERATING, 50, 1),
+    ]
+    assert await store.claim_due("engine-b", 10, 60_000) == [], "not due until their next time"
+
+
+async def test_a_check_never_postpones_a_task_a_callback_made_due(db: Database) -> None:
+    store = TaskStore(db)
+    [task_id] = await _tasks(db, 1)
+    [claimed] = await store.claim_due("engine-a", 1, 60_000)
+    assert await store.record_origin(task_id, ("https://cdn.example/v.mp4",))
+    later = int(time.time() * 1000) + 60_000
+    await store.record_checks("engine-a", [CheckOutcome(claimed.id, later)])
+    [again] = await store.claim_due("engine-a", 1, 60_000)
+    assert again.origin_urls == ("https://cdn.example/v.mp4",)
+
+
+async def test_another_engines_outcome_does_not_release_a_lease(db: Database) -> None:
+    store = TaskStore(db)
+    [task_id] = await _tasks(db, 1)
+    await store.claim_due("engine-a", 1, 60_000)
+    await store.record_checks("engine-b", [CheckOutcome(task_id, 0)])
+    record = await store.get(task_id)
+    assert record is not None
+    assert record.polls == 0
+    assert await store.claim_due("engine-b", 1, 60_000) == []
+
+
+async def test_claiming_due_tasks_uses_the_partial_index(db: Database) -> None:
+    """With 100,000 tasks in flight a scan would cost tens of milliseconds per claim."""
+    await _tasks(db, 3)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE TASKS"):
+            seen.append((statement, params))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        await TaskStore(db).claim_due("engine-a", 10, 60_000)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    [(statement, params)] = seen
+    async with db.engine.connect() as conn:
+        if db.is_sqlite:
+            explain = f"EXPLAIN QUERY PLAN {statement}"
+        else:
+            await conn.exec_driver_sql("SET enable_seqscan = off")
+            explain = f"EXPLAIN {statement}"
+        rows = await conn.exec_driver_sql(explain, params)
+        plan = " ".join(str(row[-1]) for row in rows)
+    assert "ix_tasks_due" in plan, plan
