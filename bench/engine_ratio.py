@@ -1,11 +1,11 @@
 """Measure the task engine's upstream polls per second, and how late its polls are, against a
-database-free httpx loop doing the same recordInfo GETs, in one run.
+database-free aiohttp loop doing the same recordInfo GETs, in one run.
 
 The KIE-compatible sandbox (``reelgate sandbox``) runs pinned to core 0 and holds N tasks that
 never finish. This process, pinned to core 1, then measures in turn (C = --concurrency):
 
-1. baseline: C workers GETting recordInfo through one httpx client, no database: the most the
-   sandbox and the HTTP client give at this concurrency;
+1. baseline: C workers GETting recordInfo through one aiohttp session (the client library the
+   KIE adaptor uses), no database: the most the sandbox and the HTTP client give;
 2. provider: the same through ``KieProvider.fetch_status`` (its client settings and parsing);
 3. sandbox ceiling: the same from a minimal HTTP/1.1 client, to show what limits the baseline;
 4. engine throughput: ``Engine`` (in this process, as ``reelgate engine`` runs it) over N
@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+import aiohttp
 import httpx
 import orjson
 import sqlalchemy as sa
@@ -455,18 +456,17 @@ async def closed_loop(
 
 
 async def baseline(base: str, upstream_ids: list[str], opts: Options) -> Rate:
-    """Bare recordInfo GETs from one httpx client keeping a connection per worker alive."""
-    limits = httpx.Limits(
-        max_connections=max(200, opts.concurrency), max_keepalive_connections=opts.concurrency
-    )
-    async with httpx.AsyncClient(
-        base_url=base, headers=auth(), timeout=HTTP_TIMEOUT, limits=limits
-    ) as client:
+    """Bare recordInfo GETs from one aiohttp session, as the adaptor's client but without its
+    parsing or anything else."""
+    async with aiohttp.ClientSession(
+        headers=auth(), connector=aiohttp.TCPConnector(limit=max(200, opts.concurrency))
+    ) as session:
 
         async def get(upstream_id: str) -> None:
-            answer = await client.get(RECORD_PATH, params={"taskId": upstream_id})
-            if answer.status_code != 200:
-                raise RuntimeError(f"recordInfo answered {answer.status_code}")
+            async with session.get(base + RECORD_PATH, params={"taskId": upstream_id}) as answer:
+                await answer.read()
+                if answer.status != 200:
+                    raise RuntimeError(f"recordInfo answered {answer.status}")
 
         return await closed_loop(get, upstream_ids, opts.concurrency, opts.warmup, opts.seconds)
 
@@ -484,7 +484,7 @@ async def provider_only(base: str, upstream_ids: list[str], opts: Options) -> Ra
 
 async def sandbox_ceiling(base: str, upstream_ids: list[str], opts: Options) -> Rate:
     """The same GETs from the minimal client: what the sandbox itself answers, to tell whether
-    it or httpx limits the baseline."""
+    it or the HTTP client limits the baseline."""
     http = LoopbackHttp(base)
 
     async def get(upstream_id: str) -> None:
@@ -668,7 +668,7 @@ async def measure(opts: Options, url: str, base: str, workdir: Path) -> dict[str
 
 
 LABELS = {
-    "baseline": "baseline  (httpx loop, no database)",
+    "baseline": "baseline  (aiohttp loop, no database)",
     "provider": "provider  (KieProvider, no database)",
     "sandbox_ceiling": "sandbox   (minimal HTTP/1.1 client)",
     "engine": "engine    (all tasks due)",
@@ -722,11 +722,10 @@ def parse_options() -> Options:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--tasks", type=int, default=20_000, help="tasks in flight (100000 ok)")
+    # Fewer would run out: the engine checks several thousand a second.
+    parser.add_argument("--tasks", type=int, default=100_000, help="tasks in flight")
     parser.add_argument("--seconds", type=float, default=10, help="length of each measurement")
-    # httpx closes connections idle for 5 s, and its pool costs CPU per open connection: its
-    # rate settles only after that, so each measurement starts later.
-    parser.add_argument("--warmup", type=float, default=6, help="unmeasured time before each")
+    parser.add_argument("--warmup", type=float, default=2, help="unmeasured time before each")
     parser.add_argument("--concurrency", type=int, default=Settings().engine_concurrency)
     parser.add_argument("--batch", type=int, default=Settings().engine_batch)
     parser.add_argument("--rate", type=float, default=1000, help="polls/s offered in the lag run")

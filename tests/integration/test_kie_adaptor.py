@@ -17,6 +17,7 @@ from reelgate.domain.task import TaskState
 from reelgate.errors import InvalidRequest, UpstreamError, UpstreamOutcomeUnknown
 from reelgate.upstream.kie import KieProvider, meaning_of
 from tests.conftest import SANDBOX_KEY, SandboxFactory
+from tests.sandbox_support import kie_client, record, stats
 from tests.spec_examples import TEXT_TO_VIDEO as FIRST_EXAMPLE
 
 ProviderFactory = Callable[..., KieProvider]
@@ -61,11 +62,8 @@ async def test_submit_sends_the_upstream_model_and_only_the_given_and_priced_fie
         {"model": "seedance-2", "prompt": "a quiet harbour", "web_search": False}
     )
     task_id = await provider.submit(request, callback_url="https://gateway.example/cb/task_1")
-    sent = orjson.loads(
-        (await provider.client.get("/api/v1/jobs/recordInfo", params={"taskId": task_id})).json()[
-            "data"
-        ]["param"]
-    )
+    async with kie_client(provider.base_url) as client:
+        sent = orjson.loads((await record(client, task_id))["param"])
     assert sent == {
         "model": "bytedance/seedance-2",
         "callBackUrl": "https://gateway.example/cb/task_1",
@@ -193,8 +191,8 @@ async def test_a_create_that_times_out_after_the_task_was_made_is_an_unknown_out
     with pytest.raises(UpstreamOutcomeUnknown):
         await provider.submit(parse_request(FIRST_EXAMPLE), callback_url=None)
     assert time.monotonic() - started < 2.5, "the adaptor's timeout must bound the wait"
-    stats = (await provider.client.get("/sandbox/stats")).json()
-    assert stats["created"] == 1
+    async with kie_client(provider.base_url) as client:
+        assert (await stats(client))["created"] == 1
 
 
 async def test_an_unreachable_upstream_is_a_refusal_not_an_unknown_outcome() -> None:
