@@ -66,8 +66,6 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
 
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # One line per upstream request would drown everything else.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _print_json(model: BaseModel) -> None:

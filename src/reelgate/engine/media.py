@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Final
 
-import httpx
+import aiohttp
 
 from reelgate.errors import ReelgateError
 from reelgate.store.tasks import MediaFile
@@ -39,7 +39,7 @@ class MediaStore:
         return self.root / task_id / str(index)
 
     async def copy(
-        self, client: httpx.AsyncClient, task_id: str, urls: tuple[str, ...], max_bytes: int
+        self, client: aiohttp.ClientSession, task_id: str, urls: tuple[str, ...], max_bytes: int
     ) -> tuple[MediaFile, ...]:
         """Copy every result URL of the task; raise MediaError when one cannot be had whole."""
         if not urls:
@@ -56,20 +56,20 @@ class MediaStore:
         shutil.rmtree(self.root / task_id, ignore_errors=True)
 
     async def _copy_one(
-        self, client: httpx.AsyncClient, url: str, path: Path, max_bytes: int
+        self, client: aiohttp.ClientSession, url: str, path: Path, max_bytes: int
     ) -> MediaFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
         try:
-            async with client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise MediaError(f"the result answered HTTP {response.status_code}")
+            async with client.get(url) as response:
+                if response.status != 200:
+                    raise MediaError(f"the result answered HTTP {response.status}")
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise MediaError(f"the result is larger than {max_bytes} bytes")
                 size = 0
                 with partial.open("wb") as out:
-                    async for chunk in response.aiter_bytes(CHUNK):
+                    async for chunk in response.content.iter_chunked(CHUNK):
                         size += len(chunk)
                         if size > max_bytes:
                             raise MediaError(f"the result is larger than {max_bytes} bytes")
@@ -81,7 +81,7 @@ class MediaStore:
                     raise MediaError("the result is empty")
                 kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
             partial.replace(path)
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise MediaError(f"the result could not be downloaded: {type(exc).__name__}") from exc
         finally:
             with contextlib.suppress(FileNotFoundError):

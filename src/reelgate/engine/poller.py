@@ -13,7 +13,7 @@ import socket
 import time
 import uuid
 
-import httpx
+import aiohttp
 from aiolimiter import AsyncLimiter
 
 from reelgate.config import Settings
@@ -58,9 +58,7 @@ class Engine:
         self.owner = engine_owner()
         self.budget = AsyncLimiter(settings.engine_requests_per_s, 1)
         self.rng = random.Random()
-        self.downloads = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.media_timeout_s, connect=10), follow_redirects=True
-        )
+        self._downloads: aiohttp.ClientSession | None = None
         self.wake = asyncio.Event()
         """Set when there is something to do at once: a task became due now (a callback brought
         its result), or checks of a backlog finished and made room for more."""
@@ -74,10 +72,9 @@ class Engine:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Check due tasks until ``stop`` is set."""
-        try:
+        timeout = aiohttp.ClientTimeout(connect=10, sock_read=self.settings.media_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as self._downloads:
             await self._loop(stop)
-        finally:
-            await self.downloads.aclose()
 
     async def _loop(self, stop: asyncio.Event) -> None:
         concurrency = self.settings.engine_concurrency
@@ -177,8 +174,9 @@ class Engine:
     async def _store_result(self, record: TaskRecord, origin: tuple[str, ...]) -> bool:
         """Copy the video, then succeed the task (committing its money); False to try later."""
         try:
+            assert self._downloads is not None  # set for as long as run() runs
             files = await self.media.copy(
-                self.downloads, record.id, origin, self.settings.media_max_bytes
+                self._downloads, record.id, origin, self.settings.media_max_bytes
             )
         except MediaError as exc:
             log.warning("engine: copying the result of %s failed: %s", record.id, exc)

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 
-import httpx
+import aiohttp
 
 from reelgate.config import Settings
 from reelgate.domain.webhooks import DeliveryStatus, next_attempt_ms, signed_headers
@@ -38,17 +38,15 @@ class WebhookSender:
         self.render = render
         """The task resource as its owner reads it: the webhook's body."""
         self.owner = engine_owner()
-        # No redirects: a 3xx would send the body somewhere that was never checked.
-        self.client = httpx.AsyncClient(
-            timeout=settings.webhook_timeout_s,
-            follow_redirects=False,
-            headers={"user-agent": USER_AGENT},
-        )
+        self._client: aiohttp.ClientSession | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver due webhooks until ``stop`` is set."""
-        try:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s),
+            headers={"user-agent": USER_AGENT},
+        ) as self._client:
             while not stop.is_set():
                 due: list[DueDelivery] = []
                 room = self.settings.webhook_concurrency - len(self._running)
@@ -69,8 +67,6 @@ class WebhookSender:
             for job in list(self._running):
                 job.cancel()
             await asyncio.gather(*self._running, return_exceptions=True)
-        finally:
-            await self.client.aclose()
 
     async def _deliver(self, due: DueDelivery) -> None:
         try:
@@ -99,16 +95,21 @@ class WebhookSender:
             "content-type": "application/json",
             **signed_headers(due.secret, due.webhook_id, int(time.time()), body),
         }
-        extensions = {"sni_hostname": target.tls_name} if target.tls_name else None
+        assert self._client is not None  # set for as long as run() runs
         try:
-            # Streamed and never read: only the status matters, whatever the receiver sends.
-            async with self.client.stream(
-                "POST", target.url, content=body, headers=headers, extensions=extensions
+            # No redirects: a 3xx would send the body somewhere that was never checked. The
+            # answer's body is never read: only the status matters, whatever the receiver sends.
+            async with self._client.post(
+                target.url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                server_hostname=target.tls_name,
             ) as response:
-                status = response.status_code
-        except httpx.TimeoutException:
+                status = response.status
+        except TimeoutError:
             return self._failed(due, None, "the receiver did not answer in time")
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return self._failed(due, None, f"could not reach the receiver ({type(exc).__name__})")
         if 200 <= status < 300:
             return Attempt(DeliveryStatus.DELIVERED, status, None, None)

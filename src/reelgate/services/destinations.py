@@ -100,7 +100,7 @@ async def pin(url: str, allowed: Sequence[IpNetwork]) -> Destination:
     userinfo, _, host_header = parts.netloc.rpartition("@")
     netloc = f"{literal}:{parts.port}" if parts.port else literal
     if userinfo:
-        netloc = f"{userinfo}@{netloc}"  # httpx turns it into Basic authentication
+        netloc = f"{userinfo}@{netloc}"  # sent as Basic authentication
     return Destination(
         url=urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")),
         host_header=host_header,

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-import httpx
+import aiohttp
 import orjson
 
 from reelgate.upstream.sandbox.settings import SandboxSettings
@@ -42,7 +42,7 @@ class Callbacks:
         # in flight cost 100,000 small handles, not 100,000 suspended frames.
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._sending: set[asyncio.Task[None]] = set()
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
 
     def schedule(self, task: SandboxTask) -> None:
         plan = task.callback
@@ -73,7 +73,9 @@ class Callbacks:
 
     async def _deliver(self, task_id: str, url: str, body: bytes) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.settings.callback_timeout_s)
+            self._client = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.settings.callback_timeout_s)
+            )
         for attempt in range(ATTEMPTS):
             if attempt:
                 await asyncio.sleep(self.settings.callback_retry_s)
@@ -85,11 +87,12 @@ class Callbacks:
                     self.settings.hmac_key, task_id, timestamp
                 )
             try:
-                response = await self._client.post(url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
+                async with self._client.post(url, data=body, headers=headers) as response:
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 log.debug("callback for %s to %s failed: %r", task_id, url, exc)
             else:
-                if response.status_code == 200:  # KIE wants a 200, not merely a 2xx
+                if status == 200:  # KIE wants a 200, not merely a 2xx
                     self.stats.callbacks_sent += 1
                     return
             self.stats.callback_failed_attempts += 1
@@ -104,4 +107,4 @@ class Callbacks:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
