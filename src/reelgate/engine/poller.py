@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.25
 """How long an engine with nothing due waits before looking again (unless woken)."""
+STOP_GRACE_S = 5.0
 
 
 def poll_delay_s(settings: Settings, polls: int, rng: random.Random) -> float:
@@ -97,6 +98,10 @@ class Engine:
             self._backlog = len(batch) == asked > 0
             if not (self._backlog and concurrency - len(self._running) >= self._min_claim):
                 await _first(stop, self.wake, IDLE_WAIT_S)
+        # Checks under way get a moment to finish, so that a restart leaves few tasks waiting
+        # for their leases to run out.
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=STOP_GRACE_S)
         for job in list(self._running):
             job.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)

@@ -23,7 +23,7 @@ from reelgate.domain.task import (
 )
 from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.errors import InsufficientBalance
-from reelgate.store import changes
+from reelgate.store import changes, leases
 from reelgate.store.database import Database
 from reelgate.store.schema import UNFINISHED_SQL, accounts, ledger, tasks, webhook_deliveries
 
@@ -465,35 +465,26 @@ class TaskStore:
             )
 
     async def claim_due(self, owner: str, limit: int, lease_ms: int) -> list[TaskRecord]:
-        """Lease up to ``limit`` unfinished tasks that are due. On PostgreSQL, engines skip the rows
-        another engine is claiming, so no task is handed to two engines at once.
-
-        A leased task is due again when its lease ends, so that the task of an engine that died
-        is picked up by another."""
+        """Lease up to ``limit`` unfinished tasks that are due (see :mod:`.leases`). A leased
+        task is due again when its lease ends, so that the task of an engine that died is
+        picked up by another."""
         now_ms = int(time.time() * 1000)
         async with self.db.write() as conn:
-            due = (
-                sa.select(tasks.c.id)
-                .where(
-                    _UNFINISHED,
-                    tasks.c.next_poll_at_ms <= now_ms,
-                    sa.or_(tasks.c.lease_until_ms.is_(None), tasks.c.lease_until_ms < now_ms),
-                )
-                .order_by(tasks.c.next_poll_at_ms)
-                .limit(limit)
+            leasing = leases.claim(
+                conn,
+                tasks,
+                key=tasks.c.id,
+                due=_UNFINISHED,
+                due_at=tasks.c.next_poll_at_ms,
+                now_ms=now_ms,
+                limit=limit,
+                lease={
+                    "lease_owner": owner,
+                    "lease_until_ms": now_ms + lease_ms,
+                    "next_poll_at_ms": now_ms + lease_ms,
+                },
             )
-            if conn.dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
-            rows = await conn.execute(
-                tasks.update()
-                .where(tasks.c.id.in_(due.scalar_subquery()))
-                .values(
-                    lease_owner=owner,
-                    lease_until_ms=now_ms + lease_ms,
-                    next_poll_at_ms=now_ms + lease_ms,
-                )
-                .returning(*tasks.c)
-            )
+            rows = await conn.execute(leasing.returning(*tasks.c))
             return [_record(row._mapping) for row in rows]
 
     async def record_origin(self, task_id: str, urls: tuple[str, ...]) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from reelgate.domain.webhooks import DeliveryStatus
-from reelgate.store import changes
+from reelgate.store import changes, leases
 from reelgate.store.database import Database
 from reelgate.store.schema import PENDING_DELIVERY_SQL, accounts, webhook_deliveries
 
@@ -46,28 +46,23 @@ class WebhookStore:
         self.db = db
 
     async def claim_due(self, owner: str, limit: int, lease_ms: int) -> list[DueDelivery]:
-        """Lease up to ``limit`` deliveries that are due, skipping rows other engines hold."""
+        """Lease up to ``limit`` deliveries that are due (see :mod:`.leases`)."""
         now_ms = int(time.time() * 1000)
         d = webhook_deliveries
         async with self.db.write() as conn:
-            due = (
-                sa.select(d.c.task_id)
-                .where(
-                    _PENDING,
-                    d.c.next_attempt_at_ms <= now_ms,
-                    sa.or_(d.c.lease_until_ms.is_(None), d.c.lease_until_ms < now_ms),
-                )
-                .order_by(d.c.next_attempt_at_ms)
-                .limit(limit)
+            leasing = leases.claim(
+                conn,
+                d,
+                key=d.c.task_id,
+                due=_PENDING,
+                due_at=d.c.next_attempt_at_ms,
+                now_ms=now_ms,
+                limit=limit,
+                lease={"lease_owner": owner, "lease_until_ms": now_ms + lease_ms},
             )
-            if conn.dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
             claimed = (
                 await conn.execute(
-                    d.update()
-                    .where(d.c.task_id.in_(due.scalar_subquery()))
-                    .values(lease_owner=owner, lease_until_ms=now_ms + lease_ms)
-                    .returning(
+                    leasing.returning(
                         d.c.task_id,
                         d.c.account_id,
                         d.c.url,
