@@ -214,6 +214,24 @@ async def test_delivery_connects_to_the_checked_address_and_names_the_host() -> 
     assert (target.host_header, target.tls_name) == ("localhost:8443", "localhost")
 
 
+@pytest.mark.usefixtures("quick_sandbox")
+async def test_after_a_rotation_both_secrets_sign_so_receivers_can_switch_over(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway = start_gateway(**WEBHOOKS)
+    with receiver() as hook:
+        key = await gateway.account_with_key("rotating", credit_usd="10")
+        async with gateway.client(key) as client:
+            old = await _secret(client)
+            new = (await client.post("/v1/webhooks/secret/rotate")).json()["secret"]
+            await until_final(client, await create(client, {**TEXT, "callBackUrl": hook.url}))
+            await eventually(hook.count(1))
+    delivery = hook.deliveries[0]
+    assert len(delivery.headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        assert Webhook(secret).verify(delivery.body, delivery.headers)["state"] == "success"
+
+
 async def test_each_account_reads_and_rotates_its_own_secret(gateway: RunningGateway) -> None:
     first_key = await gateway.account_with_key("first")
     second_key = await gateway.account_with_key("second")

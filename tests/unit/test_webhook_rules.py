@@ -32,7 +32,7 @@ def test_secrets_are_whsec_and_32_random_bytes() -> None:
 
 def test_the_signature_is_hmac_sha256_over_id_timestamp_and_body() -> None:
     secret = new_webhook_secret()
-    headers = signed_headers(secret, "msg_1", 1_760_000_000, BODY)
+    headers = signed_headers((secret,), "msg_1", 1_760_000_000, BODY)
     key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
     expected = hmac.new(key, b"msg_1.1760000000." + BODY, hashlib.sha256).digest()
     assert headers == {
@@ -46,11 +46,21 @@ def test_a_standard_webhooks_receiver_accepts_a_fresh_signature_and_refuses_a_ch
     None
 ):
     secret = new_webhook_secret()
-    headers = signed_headers(secret, "msg_2", int(time.time()), BODY)
+    headers = signed_headers((secret,), "msg_2", int(time.time()), BODY)
     receiver = Webhook(secret)
     assert receiver.verify(BODY, headers)["state"] == "success"
     with pytest.raises(Exception, match="signature"):
         receiver.verify(BODY.replace(b"success", b"fail"), headers)
+
+
+def test_during_a_rotation_receivers_with_either_secret_accept_the_delivery() -> None:
+    new, old, other = new_webhook_secret(), new_webhook_secret(), new_webhook_secret()
+    headers = signed_headers((new, old), "msg_3", int(time.time()), BODY)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (new, old):
+        assert Webhook(secret).verify(BODY, headers)["state"] == "success"
+    with pytest.raises(Exception, match="signature"):
+        Webhook(other).verify(BODY, headers)
 
 
 @pytest.mark.parametrize(

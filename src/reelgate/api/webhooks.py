@@ -35,7 +35,7 @@ async def webhook_secret(request: Request, credentials: ApiKeyHeader) -> Respons
     "/v1/webhooks/secret/rotate",
     response_model=schemas.WebhookSecret,
     responses=_ERRORS,
-    summary="Replace the account's webhook secret; deliveries from now on use the new one",
+    summary="Replace the account's webhook secret; for a day the old one signs too",
 )
 async def rotate_webhook_secret(request: Request, credentials: ApiKeyHeader) -> Response:
     gw = gateway(request)

@@ -19,6 +19,8 @@ SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
 RETRY_DELAYS_S: Final = (5, 30, 120, 600, 1800, 3600, 7200, 14400)
 """The wait after the 1st, 2nd, ... failed attempt; the last one repeats until the day is over."""
 GIVE_UP_AFTER_S: Final = 86_400
+WEBHOOK_SECRET_OVERLAP_S: Final = 86_400
+"""How long the secret before a rotation still signs, beside the new one."""
 
 
 class DeliveryStatus(StrEnum):
@@ -36,14 +38,19 @@ def new_webhook_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def signed_headers(secret: str, webhook_id: str, timestamp_s: int, body: bytes) -> dict[str, str]:
-    """The three headers a Standard Webhooks receiver verifies."""
+def signed_headers(
+    secrets_: tuple[str, ...], webhook_id: str, timestamp_s: int, body: bytes
+) -> dict[str, str]:
+    """The three headers a Standard Webhooks receiver verifies; one signature per secret,
+    space-separated, of which a receiver needs any one to match."""
     moment = datetime.fromtimestamp(timestamp_s, tz=UTC)
-    signature = Webhook(secret).sign(webhook_id, moment, body.decode())
+    text = body.decode()
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp_s),
-        "webhook-signature": signature,
+        "webhook-signature": " ".join(
+            Webhook(secret).sign(webhook_id, moment, text) for secret in secrets_
+        ),
     }
 
 

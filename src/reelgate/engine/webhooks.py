@@ -93,7 +93,7 @@ class WebhookSender:
         headers = {
             "host": target.host_header,
             "content-type": "application/json",
-            **signed_headers(due.secret, due.webhook_id, int(time.time()), body),
+            **signed_headers(due.secrets, due.webhook_id, int(time.time()), body),
         }
         assert self._client is not None  # set for as long as run() runs
         try:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.domain.ids import is_id, new_id
 from reelgate.domain.task import LedgerKind
-from reelgate.domain.webhooks import new_webhook_secret
+from reelgate.domain.webhooks import WEBHOOK_SECRET_OVERLAP_S, new_webhook_secret
 from reelgate.errors import Conflict, NotFound
 from reelgate.store import changes
 from reelgate.store.database import Database
@@ -26,6 +26,19 @@ class Account:
     reserved_micro_usdc: int
     created_at: int
     webhook_secret: str = field(repr=False)
+    previous_webhook_secret: str | None = field(default=None, repr=False)
+    webhook_secret_rotated_at: int | None = None
+
+    def signing_secrets(self, now_s: int) -> tuple[str, ...]:
+        """The secrets that sign its webhooks now: the current one, and for a day after a
+        rotation the one before, so that receivers verifying with either accept them."""
+        if (
+            self.previous_webhook_secret is not None
+            and self.webhook_secret_rotated_at is not None
+            and now_s - self.webhook_secret_rotated_at < WEBHOOK_SECRET_OVERLAP_S
+        ):
+            return (self.webhook_secret, self.previous_webhook_secret)
+        return (self.webhook_secret,)
 
     @property
     def available_micro_usdc(self) -> int:
@@ -127,7 +140,11 @@ class AccountStore:
             await conn.execute(
                 accounts.update()
                 .where(accounts.c.id == account_id)
-                .values(webhook_secret=new_webhook_secret())
+                .values(
+                    webhook_secret=new_webhook_secret(),
+                    previous_webhook_secret=accounts.c.webhook_secret,
+                    webhook_secret_rotated_at=int(time.time()),
+                )
             )
         return await self.by_id(account_id)
 

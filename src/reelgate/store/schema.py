@@ -31,6 +31,9 @@ accounts = sa.Table(
     # Signs the account's webhooks (Standard Webhooks, "whsec_..."): kept readable because the
     # gateway signs with it and the account reads it to verify.
     sa.Column("webhook_secret", sa.String(64), nullable=False),
+    # After a rotation the old secret signs too, for a day, so receivers can switch over.
+    sa.Column("previous_webhook_secret", sa.String(64), nullable=True),
+    sa.Column("webhook_secret_rotated_at", sa.BigInteger, nullable=True),
     sa.CheckConstraint(
         "reserved_micro_usdc >= 0 AND reserved_micro_usdc <= balance_micro_usdc",
         name="reservations_covered",

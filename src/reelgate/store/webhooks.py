@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.store import changes, leases
+from reelgate.store.accounts import Account
 from reelgate.store.database import Database
 from reelgate.store.schema import PENDING_DELIVERY_SQL, accounts, webhook_deliveries
 
@@ -27,8 +28,8 @@ class DueDelivery:
     webhook_id: str
     attempts: int
     created_at_ms: int
-    secret: str
-    """The account's signing secret, read when the delivery was claimed."""
+    secrets: tuple[str, ...]
+    """The account's signing secrets, read when the delivery was claimed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +75,14 @@ class WebhookStore:
             ).all()
             if not claimed:
                 return []
-            secrets = dict(
-                (
-                    await conn.execute(
-                        sa.select(accounts.c.id, accounts.c.webhook_secret).where(
-                            accounts.c.id.in_({row.account_id for row in claimed})
-                        )
+            owners = {
+                row.id: Account(**row._mapping)
+                for row in await conn.execute(
+                    sa.select(accounts).where(
+                        accounts.c.id.in_({row.account_id for row in claimed})
                     )
-                ).all()
-            )
+                )
+            }
         return [
             DueDelivery(
                 task_id=row.task_id,
@@ -90,7 +90,7 @@ class WebhookStore:
                 webhook_id=row.webhook_id,
                 attempts=row.attempts,
                 created_at_ms=row.created_at_ms,
-                secret=secrets[row.account_id],
+                secrets=owners[row.account_id].signing_secrets(now_ms // 1000),
             )
             for row in claimed
         ]

@@ -35,6 +35,8 @@ def upgrade() -> None:
     # required.
     with op.batch_alter_table("accounts") as batch:
         batch.add_column(sa.Column("webhook_secret", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("previous_webhook_secret", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("webhook_secret_rotated_at", sa.BigInteger, nullable=True))
     bind = op.get_bind()
     accounts = sa.table("accounts", sa.column("id"), sa.column("webhook_secret"))
     for (account_id,) in bind.execute(sa.select(accounts.c.id)).all():
@@ -83,6 +85,8 @@ def downgrade() -> None:
     op.drop_index("ix_webhook_deliveries_due", "webhook_deliveries")
     op.drop_table("webhook_deliveries")
     with op.batch_alter_table("accounts") as batch:
+        batch.drop_column("webhook_secret_rotated_at")
+        batch.drop_column("previous_webhook_secret")
         batch.drop_column("webhook_secret")
     with op.batch_alter_table("tasks") as batch:
         batch.drop_column("media")
