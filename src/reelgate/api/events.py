@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from reelgate.api.errors import ERROR_RESPONSES
 from reelgate.api.gateway import Gateway
 from reelgate.api.public import ApiKeyHeader, gateway
+from reelgate.errors import ReelgateError
 from reelgate.store.accounts import ApiKey
 
 PING_S: Final = 15.0
@@ -38,7 +39,12 @@ async def _stream(gw: Gateway, key: ApiKey, task_id: str, seen: str | None) -> A
     with gw.events.subscribe(task_id) as changed:
         while True:
             changed.clear()
-            body = await gw.task_body(key, task_id)
+            try:
+                body = await gw.task_body(key, task_id)
+            except ReelgateError:
+                # The database went away mid-stream: end it cleanly; the client reconnects and
+                # is answered afresh (a 503 while it lasts).
+                return
             task = orjson.loads(body)
             event_id = _event_id(task)
             if event_id != seen:
