@@ -289,8 +289,9 @@ class TaskStore:
                     f"this task costs {cost} micro-USDC but the account has {available or 0} "
                     "micro-USDC available"
                 )
-            await conn.execute(
-                tasks.insert().values(
+            inserted = await conn.execute(
+                tasks.insert()
+                .values(
                     id=new.id,
                     account_id=new.account_id,
                     key_id=new.key_id,
@@ -311,10 +312,11 @@ class TaskStore:
                     deadline_at_ms=new.deadline_at_ms,
                     state_since_ms=now * 1000,
                 )
+                # The row as stored, defaults included, without reading it back.
+                .returning(*tasks.c)
             )
+            record = _record(inserted.one()._mapping)
             await _ledger_entry(conn, new.account_id, new.id, LedgerKind.RESERVE, cost, now)
-            record = await _get(conn, new.id)
-        assert record is not None
         return record
 
     async def get(self, task_id: str) -> TaskRecord | None:
