@@ -11,8 +11,15 @@ from reelgate.api import schemas
 from reelgate.api.errors import ERROR_RESPONSES
 from reelgate.api.public import ApiKeyHeader, gateway
 from reelgate.api.responses import NO_STORE, json_response
+from reelgate.store.accounts import Account
 
 router = APIRouter(tags=["webhooks"])
+
+
+def _answer(account: Account) -> Response:
+    return json_response(schemas.WebhookSecret(secret=account.webhook_secret), headers=NO_STORE)
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: ERROR_RESPONSES[status] for status in (401, 503)
 }
@@ -27,8 +34,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def webhook_secret(request: Request, credentials: ApiKeyHeader) -> Response:
     gw = gateway(request)
     key = await gw.authenticate(request.headers.get("authorization"))
-    account = await gw.accounts.store.by_id(key.account_id)
-    return json_response(schemas.WebhookSecret(secret=account.webhook_secret), headers=NO_STORE)
+    return _answer(await gw.accounts.store.by_id(key.account_id))
 
 
 @router.post(
@@ -40,5 +46,4 @@ async def webhook_secret(request: Request, credentials: ApiKeyHeader) -> Respons
 async def rotate_webhook_secret(request: Request, credentials: ApiKeyHeader) -> Response:
     gw = gateway(request)
     key = await gw.authenticate(request.headers.get("authorization"))
-    account = await gw.accounts.store.rotate_webhook_secret(key.account_id)
-    return json_response(schemas.WebhookSecret(secret=account.webhook_secret), headers=NO_STORE)
+    return _answer(await gw.accounts.store.rotate_webhook_secret(key.account_id))

@@ -29,11 +29,6 @@ ORDER: Final = {
 }
 
 
-def can_move(current: TaskState, new: TaskState) -> bool:
-    """States only move forward (steps may be skipped); a final state never changes."""
-    return not current.is_final and ORDER[new] > ORDER[current]
-
-
 class Submission(StrEnum):
     """How sending the task to the upstream went."""
 

@@ -83,8 +83,7 @@ class WebhookSender:
 
     async def _attempt(self, due: DueDelivery) -> Attempt:
         record = await self.tasks.get(due.task_id)
-        if record is None:  # cannot happen: the outbox row refers to its task
-            return Attempt(DeliveryStatus.FAILED, None, "the task no longer exists", None)
+        assert record is not None  # the outbox row's foreign key keeps its task
         body = self.render(record)
         try:
             target = await pin(due.url, self.settings.webhook_allowed_networks)

@@ -438,15 +438,12 @@ class TaskStore:
         Batching these is what lets one engine keep thousands of tasks checked."""
         if not outcomes:
             return
-        moved = [o for o in outcomes if o.progress is not None]
+        moves = [_advance_params(o.task_id, o.progress) for o in outcomes if o.progress]
         async with self.db.write() as conn:
-            if moved:
-                await conn.execute(
-                    _advance(conn),
-                    [_advance_params(o.task_id, o.progress) for o in moved if o.progress],
-                )
+            if moves:
+                await conn.execute(_advance(conn), moves)
                 # Announced whether or not the swap won: a needless refresh is harmless.
-                await changes.publish_many(conn, changes.TASK, [o.task_id for o in moved])
+                await changes.publish_many(conn, changes.TASK, [m["b_id"] for m in moves])
             await conn.execute(
                 tasks.update()
                 .where(
