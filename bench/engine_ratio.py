@@ -52,12 +52,13 @@ import sqlalchemy as sa
 
 from reelgate.config import Settings
 from reelgate.domain.ids import new_id
-from reelgate.engine.poller import Engine
+from reelgate.domain.upstream import UpstreamStatus
+from reelgate.engine.process import EngineProcess
+from reelgate.services.destinations import Reach
 from reelgate.store.database import Database
 from reelgate.store.migrate import upgrade
 from reelgate.store.schema import accounts, api_keys, tasks
 from reelgate.upstream.kie import CREATE_PATH, RECORD_PATH, KieProvider
-from reelgate.upstream.provider import UpstreamStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -550,7 +551,8 @@ async def run_engine(db: Database, settings: Settings, warmup: float, seconds: f
     key = settings.kie_api_key
     assert key is not None
     provider = TimedProvider(KieProvider(settings.kie_base_url, key.get_secret_value()))
-    engine = Engine(db, settings, provider)
+    # The whole engine as `reelgate engine` runs it; no task ends, so no webhook is sent.
+    engine = EngineProcess(db, settings, provider, lambda _task: b"", Reach())
     stop = asyncio.Event()
     job = asyncio.create_task(engine.run(stop))
     try:

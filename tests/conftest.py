@@ -18,7 +18,7 @@ import httpx
 import pytest
 import uvicorn
 
-from reelgate.api.app import create_app
+from reelgate.app import create_app
 from reelgate.config import Settings
 from reelgate.store.migrate import upgrade
 from reelgate.store.schema import metadata
@@ -30,6 +30,14 @@ ADMIN_TOKEN = "rga_test-admin-token"
 SANDBOX_KEY = "sandbox-test-key"
 # Under CI a missing PostgreSQL is a failure, not a skip.
 REQUIRE_SERVICES = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def _settings_only_from_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's REELGATE_* variables must not change what a test runs against."""
+    for name in list(os.environ):
+        if name.startswith("REELGATE_") and name != "REELGATE_TEST_PG":
+            monkeypatch.delenv(name)
 
 
 def _postgres_unavailable(reason: str) -> None:

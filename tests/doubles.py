@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reelgate.domain.request import VideoGenerationRequest
+from reelgate.domain.upstream import UpstreamStatus
 from reelgate.errors import UpstreamError
-from reelgate.upstream.provider import UpstreamStatus
 
 
 @dataclass
@@ -29,7 +29,7 @@ class RefusingProvider:
     async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
         raise AssertionError("a refused task has no upstream id to ask about")
 
-    def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
+    def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         raise AssertionError("a refused task gets no callbacks")
 
     async def aclose(self) -> None:
@@ -52,7 +52,7 @@ class AcceptingProvider:
     async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
         return UpstreamStatus(upstream_task_id=upstream_task_id, state=None)
 
-    def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
+    def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         raise AssertionError("no callbacks in this test")
 
     async def aclose(self) -> None:

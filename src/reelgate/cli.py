@@ -95,7 +95,7 @@ def serve(
     """Apply migrations and start the gateway (the API and, by default, the task engine)."""
     import uvicorn
 
-    from reelgate.api.app import create_app
+    from reelgate.app import create_app
 
     settings = _settings()
     # The embedded sandbox is reached at the gateway's own address, so it must be the real one.
@@ -147,11 +147,13 @@ def sandbox(
 
 
 @app.command("engine")
-def engine_command() -> None:
+def engine_command(
+    once: Annotated[
+        bool, typer.Option("--once", help="Do the work that is due now, then exit.")
+    ] = False,
+) -> None:
     """Run only the task engine, for deployments that split it from the API (PostgreSQL)."""
-    from reelgate.engine.process import EngineProcess
-    from reelgate.services.signing import media_signing_key
-    from reelgate.upstream.wiring import build_upstream
+    from reelgate.app import run_engine
 
     settings = _settings()
     if settings.kie_api_key is None:
@@ -164,18 +166,12 @@ def engine_command() -> None:
         raise typer.Exit(2)
     _configure_logging()
 
-    async def main(db: Database) -> None:
-        provider = build_upstream(settings).provider
+    async def main(_db: Database) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        # Webhooks carry the task as its owner reads it, video links included.
-        view = resources.TaskView.of(settings, await media_signing_key(db, settings))
-        try:
-            await EngineProcess(db, settings, provider, lambda r: view.body(r)[0]).run(stop)
-        finally:
-            await provider.aclose()
+        await run_engine(settings, stop, once=once)
 
     _run(main)
 

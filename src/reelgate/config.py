@@ -9,9 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic import AliasChoices, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reelgate.domain.lifecycle import Schedule
 from reelgate.domain.money import MICRO_PER_UNIT
 
 # Per-second tier overrides: {"seedance-2": {"720p_no_video": 205000}}.
@@ -19,7 +20,9 @@ PriceOverrides = dict[str, dict[str, Annotated[int, Field(ge=0)]]]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REELGATE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="REELGATE_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     database_url: str = "sqlite+aiosqlite:///./reelgate.db"
     """SQLite file by default; ``postgresql://user@host/db`` selects PostgreSQL."""
@@ -68,6 +71,12 @@ class Settings(BaseSettings):
     engine_lease_s: float = Field(default=60.0, gt=0)
     task_deadline_s: float = Field(default=3600.0, gt=0)
     """After this long a task gets one last upstream check, then fails with its money released."""
+    pending_submission_s: float = Field(default=120.0, gt=0)
+    """A create still unanswered this long after it was accepted is treated as sent without an
+    answer (its process died): never resent, found again by its callback, or given up."""
+    unknown_submission_s: float = Field(default=900.0, gt=0)
+    """A create sent without an answer and not found again this long after it was accepted
+    fails with its money released."""
 
     media_dir: Path = Path("reelgate-media")
     """Where finished videos are kept (relative to the working directory). Processes that split
@@ -86,8 +95,15 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=32, ge=1)
     webhook_retry_scale: float = Field(default=1.0, gt=0)
     """Multiplies the retry schedule (5 s, 30 s, 2 min ... for a day); tests shrink it."""
-    webhook_allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
-    """Networks a callBackUrl may reach although they are not public, e.g. ["10.1.0.0/16"]."""
+    allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices(
+            "allowed_networks", "REELGATE_ALLOWED_NETWORKS", "REELGATE_WEBHOOK_ALLOWED_NETWORKS"
+        ),
+    )
+    """Networks the gateway may reach on others' word although they are not public, e.g.
+    ["10.1.0.0/16"]: client webhooks and result downloads. Its old name,
+    REELGATE_WEBHOOK_ALLOWED_NETWORKS, is still read."""
 
     task_cache_size: int = Field(default=100_000, ge=0)
     key_cache_size: int = Field(default=10_000, ge=0)
@@ -130,6 +146,14 @@ class Settings(BaseSettings):
     def client_url(self) -> str:
         """The gateway's address as its clients reach it, for absolute links."""
         return (self.public_url or self.loopback_url()).rstrip("/")
+
+    def schedule(self) -> Schedule:
+        return Schedule(
+            poll_min_s=self.engine_poll_min_s,
+            poll_max_s=self.engine_poll_max_s,
+            pending_submission_s=self.pending_submission_s,
+            unknown_submission_s=self.unknown_submission_s,
+        )
 
     def margin(self, channel: str) -> Decimal:
         return self.channel_margins.get(channel, Decimal(1))

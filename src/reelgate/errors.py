@@ -1,4 +1,25 @@
-"""reelgate's one exception hierarchy. HTTP statuses are assigned only in ``api/``."""
+"""reelgate's one exception hierarchy. HTTP statuses are assigned only in ``api/errors.py``.
+
+Third-party exceptions are translated into these where they enter (the store, an upstream
+adaptor, a download); the rest of the code sees only these::
+
+    ReelgateError
+    ├── InvalidRequest            the client's request is wrong (``param`` names the field)
+    ├── PayloadTooLarge           the body is over the limit
+    ├── RequestTimeout            the body did not arrive in time
+    ├── Unauthorized              no valid credentials
+    ├── Forbidden                 valid credentials that do not grant this
+    ├── InsufficientBalance       the account cannot pay for the task
+    ├── NotFound                  no such thing, or not the caller's
+    ├── Conflict                  a name that must be unique is taken
+    ├── RangeNotSatisfiable       a byte range outside the file
+    ├── UpstreamError             the upstream refused or failed a call
+    │   └── UpstreamOutcomeUnknown    a create was sent and never answered
+    ├── Unavailable               the gateway cannot serve now (the database is down)
+    ├── DestinationRefused        an address the gateway must not reach (webhooks, downloads)
+    │   └── DestinationUnresolved     a host name that does not resolve
+    └── MediaUnavailable          a result could not be copied (tried again later)
+"""
 
 from __future__ import annotations
 
@@ -29,8 +50,19 @@ class PayloadTooLarge(ReelgateError):
     code = "payload_too_large"
 
 
+class RequestTimeout(ReelgateError):
+    """The request's body did not arrive within the time allowed."""
+
+    code = "request_timeout"
+
+
 class Unauthorized(ReelgateError):
     code = "invalid_api_key"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class Forbidden(ReelgateError):
@@ -51,6 +83,16 @@ class Conflict(ReelgateError):
     """A name or resource that must be unique already exists."""
 
     code = "conflict"
+
+
+class RangeNotSatisfiable(ReelgateError):
+    """A byte range that starts past the end of the file."""
+
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
 
 
 class UpstreamError(ReelgateError):
@@ -89,3 +131,22 @@ class Unavailable(ReelgateError):
     """The gateway cannot serve now, for instance because the database is unreachable."""
 
     code = "service_unavailable"
+
+
+class DestinationRefused(ReelgateError):
+    """A URL the gateway was asked to reach (a webhook, a result to copy) leads to an address it
+    must not reach: loopback, private, link-local, metadata, unless the operator allowed it."""
+
+    code = "forbidden_destination"
+
+
+class DestinationUnresolved(DestinationRefused):
+    """The URL's host name does not resolve (now): nothing can be reached, nothing is judged."""
+
+    code = "unresolved_destination"
+
+
+class MediaUnavailable(ReelgateError):
+    """A result could not be copied into the media store; the copy is tried again later."""
+
+    code = "media_unavailable"

@@ -18,6 +18,9 @@ FAST_ENGINE: Final[dict[str, Any]] = {
     "engine_poll_min_s": 0.2,
     "engine_poll_max_s": 0.5,
 }
+SANDBOX_ON_LOOPBACK: Final[dict[str, Any]] = {"allowed_networks": ["127.0.0.0/8"]}
+"""A standalone sandbox listens on loopback: its videos may be copied only once the operator
+allows that network (the embedded sandbox alone is trusted without it)."""
 TEXT: Final[dict[str, Any]] = {
     "model": "seedance-2-fast",
     "prompt": "a red kite over dunes",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,17 +16,18 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from reelgate.domain.accounts import Account
 from reelgate.domain.catalogue import MODELS
 from reelgate.domain.ids import new_id
+from reelgate.domain.lifecycle import Fail, Succeed
 from reelgate.domain.money import micro_to_usd
 from reelgate.domain.pricing import PriceBook
 from reelgate.domain.request import parse_request
-from reelgate.domain.task import TaskState
+from reelgate.domain.task import NewTask, TaskRecord, TaskState
 from reelgate.errors import UpstreamError
 from reelgate.services.accounts import AccountService
-from reelgate.store.accounts import Account
 from reelgate.store.database import Database
-from reelgate.store.tasks import NewTask, TaskRecord, TaskStore
+from reelgate.store.tasks import TaskStore
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.doubles import AcceptingProvider, RefusingProvider
 from tests.integration.cli_runner import run_cli, sql
@@ -302,6 +304,7 @@ async def seed(db: Database, name: str, credit_micro: int, n_tasks: int) -> Seed
                 request=request.as_accepted(),
                 channel="kie",
                 quote=quote,
+                created_at_ms=int(time.time() * 1000),
                 # Never due: these tasks are settled by the test itself.
                 first_poll_at_ms=2**62,
                 deadline_at_ms=2**62,
@@ -321,9 +324,9 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         await database.dispose()
 
 
-FINISHES: Final = {
-    TaskState.SUCCESS: {"result": {"created": 1, "data": [{"url": "https://cdn.example/v.mp4"}]}},
-    TaskState.FAIL: {"error": {"code": "generation_failed", "message": "the generation failed"}},
+ENDS: Final[dict[TaskState, Succeed | Fail]] = {
+    TaskState.SUCCESS: Succeed(result={"created": 1}, media=()),
+    TaskState.FAIL: Fail({"code": "generation_failed", "message": "the generation failed"}),
 }
 
 
@@ -336,7 +339,7 @@ async def finish_concurrently(
     try:
         results = await asyncio.gather(
             *(
-                TaskStore(engine).finish(task_id, state, **FINISHES[state])
+                TaskStore(engine).apply(task_id, ENDS[state])
                 for engine, state in zip(engines, states, strict=True)
             ),
             return_exceptions=True,
@@ -407,12 +410,12 @@ async def test_finishing_a_finished_task_again_changes_nothing(
     seeded = await seed(db, "twice", 2 * COST, 1)
     task_id = seeded.tasks[0].id
     store = TaskStore(db)
-    assert await store.finish(task_id, TaskState.SUCCESS, **FINISHES[TaskState.SUCCESS]) is True
+    assert await store.apply(task_id, ENDS[TaskState.SUCCESS]) is True
     before = await store.get(task_id)
     assert before is not None
     assert before.state is TaskState.SUCCESS
-    assert await store.finish(task_id, TaskState.FAIL, **FINISHES[TaskState.FAIL]) is False
-    assert await store.finish(task_id, TaskState.SUCCESS) is False
+    assert await store.apply(task_id, ENDS[TaskState.FAIL]) is False
+    assert await store.apply(task_id, ENDS[TaskState.SUCCESS]) is False
     assert await store.get(task_id) == before
     assert [kind for kind, _, _ in await ledger_of(database_url, "twice")] == [
         "credit",
@@ -438,7 +441,7 @@ async def test_database_refuses_to_rewrite_or_delete_ledger_entries(
     database_url: str, db: Database, statement: str
 ) -> None:
     seeded = await seed(db, "history", 2 * COST, 1)
-    assert await TaskStore(db).finish(seeded.tasks[0].id, TaskState.SUCCESS) is True
+    assert await TaskStore(db).apply(seeded.tasks[0].id, ENDS[TaskState.SUCCESS]) is True
     before = await sql(database_url, "SELECT * FROM ledger ORDER BY id")
     assert len(before) == 3
     with pytest.raises(sa.exc.DBAPIError, match="append-only"):
@@ -529,8 +532,8 @@ async def seed_for_audit(db: Database) -> Seeded:
     """An account with every kind of task: waiting, succeeded, failed, and one more waiting."""
     seeded = await seed(db, "audited", 10 * COST, 4)
     store = TaskStore(db)
-    assert await store.finish(seeded.tasks[1].id, TaskState.SUCCESS) is True
-    assert await store.finish(seeded.tasks[2].id, TaskState.FAIL) is True
+    assert await store.apply(seeded.tasks[1].id, ENDS[TaskState.SUCCESS]) is True
+    assert await store.apply(seeded.tasks[2].id, ENDS[TaskState.FAIL]) is True
     assert await AccountService(db).audit() == []
     return seeded
 

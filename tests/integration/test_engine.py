@@ -11,13 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reelgate.config import Settings
-from reelgate.engine.poller import Engine
-from reelgate.store.database import Database
 from reelgate.upstream.kie import KieProvider
 from tests.conftest import SANDBOX_KEY, GatewayFactory, SandboxFactory, free_port
 from tests.integration.engine_helpers import (
     FAST_ENGINE,
+    SANDBOX_ON_LOOPBACK,
     TEXT,
     audit_passes,
     create,
@@ -134,7 +132,12 @@ async def test_a_callback_moves_its_task_at_once_without_waiting_for_a_poll(
         port=port,
         public_url=f"http://127.0.0.1:{port}",
         # The first poll would come a minute later: only the callback can end the task.
-        **{**FAST_ENGINE, "engine_first_poll_s": 60, "engine_poll_min_s": 60},
+        **{
+            **FAST_ENGINE,
+            **SANDBOX_ON_LOOPBACK,
+            "engine_first_poll_s": 60,
+            "engine_poll_min_s": 60,
+        },
     )
     key = await gateway.account_with_key("called", credit_usd="10")
     async with gateway.client(key) as client:
@@ -146,8 +149,9 @@ async def test_a_callback_moves_its_task_at_once_without_waiting_for_a_poll(
         stats = (await s.get("/sandbox/stats")).json()
     assert (final["state"], final["billing"]["status"]) == ("success", "committed")
     assert video.status_code == 200
-    assert stats["record_calls"] == 0
+    # The one status read is the callback's own: the gateway believes what it reads back.
     assert stats["callbacks_sent"] == 1
+    assert stats["record_calls"] == 1
 
 
 async def test_with_upstream_faults_every_task_ends_and_settles_exactly_once(
@@ -176,7 +180,11 @@ async def test_with_upstream_faults_every_task_ends_and_settles_exactly_once(
     # Polls and callbacks race for every task: the sandbox calls back to this gateway.
     port = free_port()
     gateway = start_gateway(
-        provider=provider, port=port, public_url=f"http://127.0.0.1:{port}", **FAST_ENGINE
+        provider=provider,
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        **FAST_ENGINE,
+        **SANDBOX_ON_LOOPBACK,
     )
     key = await gateway.account_with_key("busy", credit_usd="20")
     async with gateway.client(key) as client:
@@ -218,6 +226,7 @@ async def test_two_engine_processes_share_one_backlog_without_polling_a_task_twi
         "REELGATE_ENGINE_POLL_MIN_S": "0.2",
         "REELGATE_ENGINE_POLL_MAX_S": "0.4",
         "REELGATE_ENGINE_FIRST_POLL_S": "0.2",
+        "REELGATE_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
     }
     engines = [
         await asyncio.create_subprocess_exec(
@@ -252,25 +261,68 @@ async def test_two_engine_processes_share_one_backlog_without_polling_a_task_twi
 
 
 async def test_an_engine_never_fails_a_task_for_upstream_outages_before_its_deadline(
-    start_sandbox: SandboxFactory, database_url: str, start_gateway: GatewayFactory
+    start_sandbox: SandboxFactory, start_gateway: GatewayFactory
 ) -> None:
     sandbox = start_sandbox(faults={"record": {"http_503": 1.0}})
-    gateway = start_gateway(provider=KieProvider(sandbox, SANDBOX_KEY))
+    gateway = start_gateway(provider=KieProvider(sandbox, SANDBOX_KEY), **FAST_ENGINE)
     key = await gateway.account_with_key("outage", credit_usd="1")
-    async with gateway.client(key) as client:
+    async with (
+        gateway.client(key) as client,
+        httpx.AsyncClient(
+            base_url=sandbox, headers={"authorization": f"Bearer {SANDBOX_KEY}"}
+        ) as upstream,
+    ):
         task_id = await create(client, TEXT)
-    settings = Settings(database_url=database_url, **FAST_ENGINE)
-    db = Database(database_url)
-    provider = KieProvider(sandbox, SANDBOX_KEY)
-    stop = asyncio.Event()
-    try:
-        run = asyncio.create_task(Engine(db, settings, provider).run(stop))
-        await asyncio.sleep(2)
-        stop.set()
-        await run
-    finally:
-        await provider.aclose()
-        await db.dispose()
-    async with gateway.client(key) as client:
+        # The engine keeps asking through the outage (slowed down, never giving up).
+        for _ in range(100):
+            stats = (await upstream.get("/sandbox/stats")).json()
+            if stats["record_calls"] >= 3:
+                break
+            await asyncio.sleep(0.1)
         task = (await client.get(f"/v1/tasks/{task_id}")).json()
+    assert stats["record_calls"] >= 3, stats
+    assert stats["faults"]["record_http_503"] == stats["record_calls"]
     assert (task["state"], task["billing"]["status"]) == ("waiting", "reserved")
+
+
+async def _engine_once(env: dict[str, str]) -> None:
+    once = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "reelgate"),
+        "engine",
+        "--once",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(once.communicate(), timeout=60)
+    assert once.returncode == 0, stderr.decode()
+
+
+async def test_engine_once_does_the_work_due_now_and_exits_so_cron_can_run_it(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory, database_url: str
+) -> None:
+    sandbox = start_sandbox()
+    # The API alone: nothing follows the tasks but the runs of `reelgate engine --once`.
+    gateway = start_gateway(provider=KieProvider(sandbox, SANDBOX_KEY), engine_first_poll_s=0.1)
+    key = await gateway.account_with_key("cron", credit_usd="10")
+    async with gateway.client(key) as client:
+        task_ids = await asyncio.gather(*(create(client, TEXT) for _ in range(3)))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")},
+        "REELGATE_DATABASE_URL": database_url,
+        "REELGATE_KIE_API_KEY": SANDBOX_KEY,
+        "REELGATE_KIE_BASE_URL": sandbox,
+        "REELGATE_MEDIA_DIR": str(gateway.settings.media_dir),
+        "REELGATE_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+        "REELGATE_ENGINE_POLL_MIN_S": "0.1",
+    }
+    async with gateway.client(key) as client:
+        for _ in range(15):
+            await asyncio.sleep(0.3)
+            await _engine_once(env)  # returns: it never waits for work that is not due
+            finals = [(await client.get(f"/v1/tasks/{task_id}")).json() for task_id in task_ids]
+            if all(task["state"] == "success" for task in finals):
+                break
+    assert [(t["state"], t["billing"]["status"]) for t in finals] == [("success", "committed")] * 3
+    await _engine_once(env)  # with nothing due at all, it exits at once too
+    await audit_passes(gateway)

@@ -14,8 +14,8 @@ import pytest
 
 from reelgate.domain.request import parse_request
 from reelgate.domain.task import TaskState
-from reelgate.errors import InvalidRequest, UpstreamError, UpstreamOutcomeUnknown
-from reelgate.upstream.kie import KieProvider, meaning_of
+from reelgate.errors import InvalidRequest, Unauthorized, UpstreamError, UpstreamOutcomeUnknown
+from reelgate.upstream.kie import KieProvider, meaning_of, parse_record
 from tests.conftest import SANDBOX_KEY, SandboxFactory
 from tests.sandbox_support import kie_client, record, stats
 from tests.spec_examples import TEXT_TO_VIDEO as FIRST_EXAMPLE
@@ -234,73 +234,78 @@ def _callback(task_id: str, state: str = "success") -> bytes:
     )
 
 
-def test_a_signed_callback_is_read() -> None:
+def test_a_signed_callback_names_its_task_and_nothing_else_is_taken_from_it() -> None:
     provider = KieProvider("http://127.0.0.1:9", "k", hmac_key="secret")
     timestamp = str(int(time.time()))
     headers = {
         "X-Webhook-Timestamp": timestamp,
         "X-Webhook-Signature": _signed("secret", "t1", timestamp),
     }
-    status = provider.read_callback(headers, _callback("t1"))
-    assert (status.upstream_task_id, status.state, status.result_urls) == (
-        "t1",
-        TaskState.SUCCESS,
-        ("https://cdn.example/v.mp4",),
-    )
+    assert provider.read_callback(headers, _callback("t1")) == "t1"
 
 
 @pytest.mark.parametrize(
-    ("headers", "param"),
+    "headers",
     [
-        ({}, "X-Webhook-Timestamp"),
-        ({"X-Webhook-Timestamp": "now", "X-Webhook-Signature": "x"}, "X-Webhook-Timestamp"),
-        ({"X-Webhook-Timestamp": "{now}", "X-Webhook-Signature": "forged"}, "X-Webhook-Signature"),
-        (
-            {"X-Webhook-Timestamp": "{old}", "X-Webhook-Signature": "{old_signature}"},
-            "X-Webhook-Timestamp",
-        ),
+        {},
+        {"X-Webhook-Timestamp": "now", "X-Webhook-Signature": "x"},
+        {"X-Webhook-Timestamp": "\u00b2", "X-Webhook-Signature": "x"},
+        {"X-Webhook-Timestamp": "{now}", "X-Webhook-Signature": "forged"},
+        {"X-Webhook-Timestamp": "{now}", "X-Webhook-Signature": "\u00e9"},
+        {"X-Webhook-Timestamp": "{old}", "X-Webhook-Signature": "{old_signature}"},
     ],
-    ids=["unsigned", "bad-timestamp", "forged", "stale"],
+    ids=["unsigned", "bad-timestamp", "unicode-digit", "forged", "non-ascii", "stale"],
 )
-def test_an_unsigned_forged_or_stale_callback_is_refused(
-    headers: dict[str, str], param: str
-) -> None:
+def test_an_unsigned_forged_or_stale_callback_is_refused(headers: dict[str, str]) -> None:
     provider = KieProvider("http://127.0.0.1:9", "k", hmac_key="secret")
     now, old = str(int(time.time())), str(int(time.time()) - 3600)
     filled = {
         name: value.format(now=now, old=old, old_signature=_signed("secret", "t1", old))
         for name, value in headers.items()
     }
-    with pytest.raises(InvalidRequest) as raised:
+    with pytest.raises(Unauthorized) as raised:
         provider.read_callback(filled, _callback("t1"))
-    assert raised.value.param == param
+    assert raised.value.code == "invalid_callback_signature"
 
 
 @pytest.mark.parametrize(
     "body",
     [
+        {"data": {"taskId": "t1", "state": "generating"}},
         {"data": {"task_id": "t1", "state": "generating"}},
         {"taskId": "t1", "data": {"state": "generating"}},
     ],
-    ids=["snake-case-id", "top-level-id"],
+    ids=["camel-case-id", "snake-case-id", "top-level-id"],
 )
 def test_callbacks_name_their_task_in_any_of_the_documented_places(body: dict[str, object]) -> None:
     provider = KieProvider("http://127.0.0.1:9", "k")
-    status = provider.read_callback({}, orjson.dumps(body))
-    assert (status.upstream_task_id, status.state) == ("t1", TaskState.GENERATING)
+    assert provider.read_callback({}, orjson.dumps(body)) == "t1"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1]", b'{"data": {"state": "success"}}', b'{"data": {"taskId": 7}}'],
+    ids=["not-json", "not-an-object", "no-id", "id-not-text"],
+)
+def test_a_callback_that_names_no_task_is_a_bad_request(body: bytes) -> None:
+    with pytest.raises(InvalidRequest):
+        KieProvider("http://127.0.0.1:9", "k").read_callback({}, body)
 
 
 @pytest.mark.parametrize("state", ["paused", "", "SUCCESS", None])
 def test_an_unknown_upstream_state_is_never_final(state: object) -> None:
-    provider = KieProvider("http://127.0.0.1:9", "k")
-    body = orjson.dumps({"data": {"taskId": "t1", "state": state}})
-    assert provider.read_callback({}, body).state is None
+    status = parse_record({"taskId": "t1", "state": state})
+    assert status.state is None
 
 
 def test_a_success_without_a_video_is_not_taken_as_final() -> None:
-    provider = KieProvider("http://127.0.0.1:9", "k")
-    body = orjson.dumps({"data": {"taskId": "t1", "state": "success", "resultJson": ""}})
-    assert provider.read_callback({}, body).state is None
+    assert parse_record({"taskId": "t1", "state": "success", "resultJson": ""}).state is None
+
+
+def test_the_record_names_the_callback_link_the_task_was_created_with() -> None:
+    param = orjson.dumps({"callBackUrl": "https://gw.example/cb?task_id=task_1&token=t"})
+    status = parse_record({"taskId": "t1", "state": "waiting", "param": param.decode()})
+    assert status.callback_url == "https://gw.example/cb?task_id=task_1&token=t"
 
 
 @pytest.mark.parametrize("code", [600, 599, 418])

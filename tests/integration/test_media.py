@@ -15,7 +15,14 @@ import pytest
 
 from reelgate.upstream.kie import KieProvider
 from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory
-from tests.integration.engine_helpers import FAST_ENGINE, TEXT, audit_passes, create, until_final
+from tests.integration.engine_helpers import (
+    FAST_ENGINE,
+    SANDBOX_ON_LOOPBACK,
+    TEXT,
+    audit_passes,
+    create,
+    until_final,
+)
 
 
 async def _succeeded(
@@ -152,7 +159,10 @@ async def test_a_result_that_cannot_be_copied_fails_at_the_deadline_with_nothing
     # The sandbox reports its videos at an address where nothing listens.
     sandbox = start_sandbox(public_base_url="http://127.0.0.1:9")
     gateway = start_gateway(
-        provider=KieProvider(sandbox, SANDBOX_KEY), task_deadline_s=3, **FAST_ENGINE
+        provider=KieProvider(sandbox, SANDBOX_KEY),
+        task_deadline_s=3,
+        **FAST_ENGINE,
+        **SANDBOX_ON_LOOPBACK,
     )
     key = await gateway.account_with_key("unlucky", credit_usd="1")
     async with gateway.client(key) as client:

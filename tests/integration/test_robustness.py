@@ -103,7 +103,6 @@ MALFORMED: Final[dict[str, bytes]] = {
 async def test_malformed_create_bodies_get_a_400_error_body_never_a_500_and_reserve_nothing(
     gateway: RunningGateway, api_key: str
 ) -> None:
-    assert 40 <= len(MALFORMED) <= 60
     assert all(len(raw) < gateway.settings.max_body_bytes for raw in MALFORMED.values())
     failures = []
     for name, raw in MALFORMED.items():

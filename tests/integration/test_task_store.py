@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import event
 
 from reelgate.domain.ids import new_id
+from reelgate.domain.lifecycle import Advance, CheckOutcome, Fail, Made
 from reelgate.domain.pricing import Quote
-from reelgate.domain.task import TaskState
+from reelgate.domain.task import NewTask, TaskState
 from reelgate.store.accounts import AccountStore
 from reelgate.store.database import Database
-from reelgate.store.tasks import CheckOutcome, NewTask, Progress, TaskStore
+from reelgate.store.tasks import TaskStore
 
 QUOTE = Quote("480p_no_video", 77_500, 4, 1_000_000, 310_000)
 
@@ -41,6 +42,7 @@ async def _tasks(db: Database, count: int, due_in_ms: int = 0) -> list[str]:
                 request={"prompt": "a boat"},
                 channel="kie",
                 quote=QUOTE,
+                created_at_ms=now_ms,
                 first_poll_at_ms=now_ms + due_in_ms,
                 deadline_at_ms=now_ms + 3_600_000,
             )
@@ -53,11 +55,11 @@ async def test_progress_moves_forward_only_and_never_falls(db: Database) -> None
     store = TaskStore(db)
     [task_id] = await _tasks(db, 1)
     generating = TaskState.GENERATING
-    assert await store.advance(task_id, Progress(generating, 40))
-    assert not await store.advance(task_id, Progress(TaskState.QUEUING, 60)), "a state back"
-    assert not await store.advance(task_id, Progress(generating, 30)), "progress down"
-    assert not await store.advance(task_id, Progress(generating, 40)), "a repeat"
-    assert await store.advance(task_id, Progress(generating, 41))
+    assert await store.apply(task_id, Advance(generating, 40))
+    assert not await store.apply(task_id, Advance(TaskState.QUEUING, 60)), "a state back"
+    assert not await store.apply(task_id, Advance(generating, 30)), "progress down"
+    assert not await store.apply(task_id, Advance(generating, 40)), "a repeat"
+    assert await store.apply(task_id, Advance(generating, 41))
     record = await store.get(task_id)
     assert record is not None
     assert (record.state, record.progress) == (generating, 41)
@@ -66,8 +68,8 @@ async def test_progress_moves_forward_only_and_never_falls(db: Database) -> None
 async def test_a_finished_task_takes_no_progress(db: Database) -> None:
     store = TaskStore(db)
     [task_id] = await _tasks(db, 1)
-    assert await store.finish(task_id, TaskState.FAIL, error={"code": "x", "message": "y"})
-    assert not await store.advance(task_id, Progress(TaskState.GENERATING, 50))
+    assert await store.apply(task_id, Fail({"code": "x", "message": "y"}))
+    assert not await store.apply(task_id, Advance(TaskState.GENERATING, 50))
     record = await store.get(task_id)
     assert record is not None
     assert (record.state, record.progress) == (TaskState.FAIL, 0)
@@ -81,14 +83,14 @@ async def test_checks_written_together_each_keep_the_rules_and_give_leases_back(
     claimed = await store.claim_due("engine-a", 10, 60_000)
     assert sorted(r.id for r in claimed) == sorted(ids)
     assert await store.claim_due("engine-b", 10, 60_000) == [], "leased tasks are not handed out"
-    assert await store.advance(ids[2], Progress(TaskState.GENERATING, 50))
+    assert await store.apply(ids[2], Advance(TaskState.GENERATING, 50))
     soon = int(time.time() * 1000) + 60_000
     await store.record_checks(
         "engine-a",
         [
-            CheckOutcome(ids[0], soon, Progress(TaskState.QUEUING, 5)),
+            CheckOutcome(ids[0], soon, Advance(TaskState.QUEUING, 5)),
             CheckOutcome(ids[1], soon),
-            CheckOutcome(ids[2], soon, Progress(TaskState.QUEUING, 10)),  # behind: no effect
+            CheckOutcome(ids[2], soon, Advance(TaskState.QUEUING, 10)),  # behind: no effect
         ],
     )
     records = [await store.get(task_id) for task_id in ids]
@@ -104,7 +106,7 @@ async def test_a_check_never_postpones_a_task_a_callback_made_due(db: Database) 
     store = TaskStore(db)
     [task_id] = await _tasks(db, 1)
     [claimed] = await store.claim_due("engine-a", 1, 60_000)
-    assert await store.record_origin(task_id, ("https://cdn.example/v.mp4",))
+    assert await store.apply(task_id, Made(("https://cdn.example/v.mp4",)))
     later = int(time.time() * 1000) + 60_000
     await store.record_checks("engine-a", [CheckOutcome(claimed.id, later)])
     [again] = await store.claim_due("engine-a", 1, 60_000)
@@ -131,13 +133,13 @@ async def test_claiming_due_tasks_uses_the_partial_index(db: Database) -> None:
         if statement.lstrip().upper().startswith("UPDATE TASKS"):
             seen.append((statement, params))
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    event.listen(db.pool.sync_engine, "before_cursor_execute", capture)
     try:
         await TaskStore(db).claim_due("engine-a", 10, 60_000)
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+        event.remove(db.pool.sync_engine, "before_cursor_execute", capture)
     [(statement, params)] = seen
-    async with db.engine.connect() as conn:
+    async with db.pool.connect() as conn:
         if db.is_sqlite:
             explain = f"EXPLAIN QUERY PLAN {statement}"
         else:

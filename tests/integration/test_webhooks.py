@@ -15,7 +15,8 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
-from reelgate.services.destinations import ForbiddenDestination, pin
+from reelgate.errors import DestinationRefused
+from reelgate.services.destinations import Reach, pin
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.integration.engine_helpers import FAST_ENGINE, TEXT, audit_passes, create, until_final
 from tests.sandbox_support import Receiver, eventually, receiver
@@ -25,7 +26,7 @@ from tests.sandbox_support import Receiver, eventually, receiver
 WEBHOOKS: dict[str, Any] = {
     **FAST_ENGINE,
     "webhook_retry_scale": 0.01,
-    "webhook_allowed_networks": ["127.0.0.0/8"],
+    "allowed_networks": ["127.0.0.0/8"],
 }
 
 
@@ -181,7 +182,7 @@ async def test_a_callback_url_reaching_an_internal_address_is_refused_and_nothin
 
 
 async def test_the_operator_can_allow_a_private_network(start_gateway: GatewayFactory) -> None:
-    gateway = start_gateway(webhook_allowed_networks=["10.0.0.0/8"])
+    gateway = start_gateway(allowed_networks=["10.0.0.0/8"])
     key = await gateway.account_with_key("intranet")
     async with gateway.client(key) as client:
         allowed = await client.post(
@@ -200,13 +201,14 @@ async def test_the_operator_can_allow_a_private_network(start_gateway: GatewayFa
 async def test_delivery_refuses_a_destination_that_resolves_to_an_internal_address(
     url: str,
 ) -> None:
-    with pytest.raises(ForbiddenDestination, match="loopback"):
-        await pin(url, [])
+    with pytest.raises(DestinationRefused, match="loopback"):
+        await pin(url, Reach())
 
 
 async def test_delivery_connects_to_the_checked_address_and_names_the_host() -> None:
     target = await pin(
-        "https://user:pw@localhost:8443/cb?x=1", [ipaddress.ip_network("127.0.0.0/8")]
+        "https://user:pw@localhost:8443/cb?x=1",
+        Reach(allowed=(ipaddress.ip_network("127.0.0.0/8"),)),
     )
     assert target.url == "https://user:pw@127.0.0.1:8443/cb?x=1"
     assert (target.host_header, target.tls_name) == ("localhost:8443", "localhost")

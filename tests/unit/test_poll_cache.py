@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reelgate.api.poll_cache import FreshCache, PollCache
-from reelgate.store import changes
+from reelgate.domain import changes
 
 
 def test_a_value_read_before_a_change_is_not_kept() -> None:

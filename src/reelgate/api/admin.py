@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from reelgate.api import resources, schemas
 from reelgate.api.errors import ERROR_RESPONSES
-from reelgate.api.gateway import Gateway
 from reelgate.api.responses import json_response
+from reelgate.api.state import ApiState, api_state
 
 _admin_token = HTTPBearer(
     auto_error=False, scheme_name="AdminToken", description="The operator's admin token."
@@ -21,13 +21,13 @@ _admin_token = HTTPBearer(
 async def _require_admin(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_admin_token)],
-) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    gw.authenticate_admin(request.headers.get("authorization"))
-    return gw
+) -> ApiState:
+    api = api_state(request)
+    api.auth.admin(request.headers.get("authorization"))
+    return api
 
 
-Admin = Annotated[Gateway, Depends(_require_admin)]
+Admin = Annotated[ApiState, Depends(_require_admin)]
 router = APIRouter(
     prefix="/admin",
     tags=["admin"],
@@ -36,37 +36,37 @@ router = APIRouter(
 
 
 @router.post("/accounts", status_code=201, response_model=schemas.AccountOut)
-async def create_account(gw: Admin, body: schemas.AccountCreate) -> Response:
-    account = await gw.accounts.create(body.name, str(body.credit_usd))
+async def create_account(api: Admin, body: schemas.AccountCreate) -> Response:
+    account = await api.services.accounts.create(body.name, str(body.credit_usd))
     return json_response(resources.account_out(account, []), 201)
 
 
 @router.get("/accounts/{name}", response_model=schemas.AccountOut)
-async def show_account(gw: Admin, name: str) -> Response:
-    return json_response(resources.account_view_out(await gw.accounts.show(name)))
+async def show_account(api: Admin, name: str) -> Response:
+    return json_response(resources.account_view_out(await api.services.accounts.show(name)))
 
 
 @router.post("/accounts/{name}/credits", response_model=schemas.AccountOut)
-async def credit_account(gw: Admin, name: str, body: schemas.Credit) -> Response:
-    account = await gw.accounts.credit(name, str(body.usd), body.note)
+async def credit_account(api: Admin, name: str, body: schemas.Credit) -> Response:
+    account = await api.services.accounts.credit(name, str(body.usd), body.note)
     return json_response(resources.account_out(account))
 
 
 @router.post("/accounts/{name}/keys", status_code=201, response_model=schemas.IssuedKeyOut)
-async def create_key(gw: Admin, name: str) -> Response:
-    issued = await gw.accounts.create_key(name)
+async def create_key(api: Admin, name: str) -> Response:
+    issued = await api.services.accounts.create_key(name)
     return json_response(resources.issued_key_out(issued), 201)
 
 
 @router.post("/keys/{key_id}/revoke", response_model=schemas.KeyOut)
-async def revoke_key(gw: Admin, key_id: str) -> Response:
-    key = await gw.accounts.revoke_key(key_id)
+async def revoke_key(api: Admin, key_id: str) -> Response:
+    key = await api.services.accounts.revoke_key(key_id)
     # Other processes learn of it from the change feed; this one refuses the key from now on.
-    gw.cache.keys.clear()
+    api.cache.keys.clear()
     return json_response(resources.key_out(key))
 
 
 @router.get("/audit", response_model=schemas.AuditOut)
-async def audit(gw: Admin) -> Response:
-    violations = await gw.accounts.audit()
+async def audit(api: Admin) -> Response:
+    violations = await api.services.accounts.audit()
     return json_response(schemas.AuditOut(ok=not violations, violations=violations))

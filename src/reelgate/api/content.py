@@ -4,39 +4,16 @@ owner (its API key) or for anyone holding a signed link that has not expired."""
 from __future__ import annotations
 
 import mimetypes
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from starlette.responses import FileResponse, Response
 
 from reelgate.api.errors import ERROR_RESPONSES
-from reelgate.api.public import ApiKeyHeader, gateway
-from reelgate.domain import links
-from reelgate.domain.ids import is_id
-from reelgate.errors import Forbidden, NotFound
-from reelgate.store.tasks import TaskRecord
+from reelgate.api.public import ApiKeyHeader
+from reelgate.api.state import api_state
 
 router = APIRouter()
-
-
-async def _signed(request: Request, task_id: str, index: int) -> TaskRecord:
-    gw = gateway(request)
-    expires = request.query_params.get("expires", "")
-    given = request.query_params.get("signature", "")
-    if not (
-        expires.isdigit()
-        and len(expires) < 12
-        and links.verify(gw.view.link_key, task_id, index, int(expires), given, int(time.time()))
-    ):
-        raise Forbidden(
-            "this video link is not valid or has expired: read the task again for a fresh link, "
-            "or send the API key that owns the task"
-        )
-    record = await gw.tasks.store.get(task_id) if is_id("task", task_id) else None
-    if record is None:
-        raise NotFound(f"no task {task_id[:100]!r}")
-    return record
 
 
 async def task_content(
@@ -45,24 +22,20 @@ async def task_content(
     index: Annotated[int, Path(ge=0, le=99)],
     credentials: ApiKeyHeader,
 ) -> Response:
-    gw = gateway(request)
-    if "signature" in request.query_params or "expires" in request.query_params:
-        record = await _signed(request, task_id, index)
-    else:
-        key = await gw.authenticate(request.headers.get("authorization"))
-        record = await gw.tasks.get(key.account_id, task_id)
-    if index >= len(record.media):
-        raise NotFound(
-            f"task {task_id} has no video {index}"
-            + ("" if record.media else f": it is {record.state.value}, not success")
+    api = api_state(request)
+    videos = api.services.videos
+    query = request.query_params
+    if "signature" in query or "expires" in query:
+        video = await videos.by_link(
+            task_id, index, query.get("expires", ""), query.get("signature", "")
         )
-    path = gw.media.path(task_id, index)
-    if not path.is_file():
-        raise NotFound(f"the video of task {task_id} is no longer stored")
-    content_type = record.media[index].content_type
+    else:
+        key = await api.auth.key(request.headers.get("authorization"))
+        video = await videos.for_owner(key.account_id, task_id, index)
+    content_type = video.file.content_type
     extension = mimetypes.guess_extension(content_type) or ""
     return FileResponse(
-        path,
+        video.path,
         media_type=content_type,
         filename=f"{task_id}-{index}{extension}",
         content_disposition_type="inline",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Final
 
 from fastapi import FastAPI, Request
@@ -16,21 +17,46 @@ from reelgate.api.schemas import ErrorBody
 
 log = logging.getLogger(__name__)
 
-# status, "error", "type" for each kind of reelgate error.
-_STATUS: Final[dict[type[errors.ReelgateError], tuple[int, str, str]]] = {
-    errors.InvalidRequest: (400, "bad_request", "invalid_request_error"),
-    errors.Unauthorized: (401, "unauthorized", "authentication_error"),
-    errors.InsufficientBalance: (402, "insufficient_balance", "billing_error"),
-    errors.Forbidden: (403, "forbidden", "authentication_error"),
-    errors.NotFound: (404, "not_found", "not_found_error"),
-    errors.Conflict: (409, "conflict", "invalid_request_error"),
-    errors.PayloadTooLarge: (413, "payload_too_large", "invalid_request_error"),
-    errors.UpstreamError: (502, "upstream_error", "upstream_error"),
-    errors.Unavailable: (503, "unavailable", "api_error"),
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How one kind of error is answered: status, the body's ``error`` and ``type``, and
+    whether its message is for the client (else it is logged and a generic one is sent)."""
+
+    status: int
+    error: str
+    type: str
+    shown: bool = True
+
+
+# Every error class in reelgate.errors, each with its own row (a test checks that none is
+# missing): a subclass never falls back on its parent's answer unnoticed.
+ANSWERS: Final[dict[type[errors.ReelgateError], Answer]] = {
+    errors.InvalidRequest: Answer(400, "bad_request", "invalid_request_error"),
+    errors.Unauthorized: Answer(401, "unauthorized", "authentication_error"),
+    errors.InsufficientBalance: Answer(402, "insufficient_balance", "billing_error"),
+    errors.Forbidden: Answer(403, "forbidden", "authentication_error"),
+    errors.NotFound: Answer(404, "not_found", "not_found_error"),
+    errors.RequestTimeout: Answer(408, "request_timeout", "invalid_request_error"),
+    errors.Conflict: Answer(409, "conflict", "invalid_request_error"),
+    errors.PayloadTooLarge: Answer(413, "payload_too_large", "invalid_request_error"),
+    errors.RangeNotSatisfiable: Answer(416, "range_not_satisfiable", "invalid_request_error"),
+    errors.UpstreamError: Answer(502, "upstream_error", "upstream_error"),
+    errors.UpstreamOutcomeUnknown: Answer(502, "upstream_error", "upstream_error"),
+    errors.Unavailable: Answer(503, "unavailable", "api_error"),
+    # Errors of the gateway's own outbound work: they never answer a client's request unless
+    # something is wrong, and then only as an internal error.
+    errors.DestinationRefused: Answer(503, "internal_error", "api_error", shown=False),
+    errors.DestinationUnresolved: Answer(503, "internal_error", "api_error", shown=False),
+    errors.MediaUnavailable: Answer(503, "internal_error", "api_error", shown=False),
 }
+INTERNAL: Final = Answer(503, "internal_error", "api_error", shown=False)
+"""For anything without a row: the contract's error body, never a bare 500."""
 
 ERROR_RESPONSES: Final = {
-    status: {"model": ErrorBody, "description": error} for status, error, _ in _STATUS.values()
+    answer.status: {"model": ErrorBody, "description": answer.error}
+    for answer in ANSWERS.values()
+    if answer.shown
 }
 
 
@@ -42,10 +68,32 @@ def error_response(
     return json_response(body, status, headers)
 
 
+def answer_for(exc: errors.ReelgateError) -> Answer:
+    return ANSWERS.get(type(exc), INTERNAL)
+
+
 def _from_reelgate(exc: errors.ReelgateError) -> Response:
-    status, error, type_ = next(entry for cls, entry in _STATUS.items() if isinstance(exc, cls))
+    answer = answer_for(exc)
+    if not answer.shown:
+        log.error("internal error answered to a client", exc_info=exc)
+        return _internal()
     param = exc.param if isinstance(exc, errors.InvalidRequest) else None
-    return error_response(status, error, type_, exc.code, exc.message, param)
+    response = error_response(
+        answer.status, answer.error, answer.type, exc.code, exc.message, param
+    )
+    if isinstance(exc, errors.RangeNotSatisfiable):
+        response.headers["content-range"] = f"bytes */{exc.size}"
+    return response
+
+
+def _internal() -> Response:
+    return error_response(
+        INTERNAL.status,
+        INTERNAL.error,
+        INTERNAL.type,
+        "internal_error",
+        "the gateway could not answer this request; try again shortly",
+    )
 
 
 async def _reelgate_error(_request: Request, exc: Exception) -> Response:
@@ -81,8 +129,8 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error", exc_info=exc)
-    return error_response(500, "internal_error", "api_error", "internal_error", "internal error")
+    log.error("unexpected error", exc_info=exc)
+    return _internal()
 
 
 def install(app: FastAPI) -> None:

@@ -20,27 +20,29 @@ from fastapi.sse import format_sse_event
 from starlette.responses import Response, StreamingResponse
 
 from reelgate.api.errors import ERROR_RESPONSES
-from reelgate.api.gateway import Gateway
-from reelgate.api.public import ApiKeyHeader, gateway
+from reelgate.api.public import ApiKeyHeader
+from reelgate.api.state import ApiState, api_state
+from reelgate.domain.accounts import ApiKey
+from reelgate.domain.task import FINAL_STATES
 from reelgate.errors import ReelgateError
-from reelgate.store.accounts import ApiKey
 
 PING_S: Final = 15.0
 """A comment line this often keeps proxies from closing an idle stream; the task is read again
 then too, should a change notice have been missed."""
-FINAL: Final = ("success", "fail")
 
 
 def _event_id(task: dict[str, object]) -> str:
     return f"{task['state']}:{task['progress']}"
 
 
-async def _stream(gw: Gateway, key: ApiKey, task_id: str, seen: str | None) -> AsyncIterator[bytes]:
-    with gw.events.subscribe(task_id) as changed:
+async def _stream(
+    api: ApiState, key: ApiKey, task_id: str, seen: str | None
+) -> AsyncIterator[bytes]:
+    with api.events.subscribe(task_id) as changed:
         while True:
             changed.clear()
             try:
-                body = await gw.task_body(key, task_id)
+                body = await api.bodies.body(key, task_id)
             except ReelgateError:
                 # The database went away mid-stream: end it cleanly; the client reconnects and
                 # is answered afresh (a 503 while it lasts).
@@ -50,7 +52,7 @@ async def _stream(gw: Gateway, key: ApiKey, task_id: str, seen: str | None) -> A
             if event_id != seen:
                 seen = event_id
                 yield format_sse_event(data_str=body.decode(), event="task", id=event_id)
-            if task["state"] in FINAL:
+            if task["state"] in FINAL_STATES:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), PING_S)
@@ -76,14 +78,14 @@ router = APIRouter()
     summary="Follow a task as Server-Sent Events",
 )
 async def task_events(request: Request, task_id: str, credentials: ApiKeyHeader) -> Response:
-    gw = gateway(request)
-    key = await gw.authenticate(request.headers.get("authorization"))
-    task = orjson.loads(await gw.task_body(key, task_id))  # 404 before the stream starts
+    api = api_state(request)
+    key = await api.auth.key(request.headers.get("authorization"))
+    task = orjson.loads(await api.bodies.body(key, task_id))  # 404 before the stream starts
     seen = request.headers.get("last-event-id")
-    if task["state"] in FINAL and seen == _event_id(task):
+    if task["state"] in FINAL_STATES and seen == _event_id(task):
         return Response(status_code=204)
     return StreamingResponse(
-        _stream(gw, key, task_id, seen),
+        _stream(api, key, task_id, seen),
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
     )

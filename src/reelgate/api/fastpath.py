@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from typing import Final
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 
-from reelgate.api.gateway import Gateway
+from reelgate.api.state import ApiState
 
 _PREFIX: Final = "/v1/tasks/"
 _HEADERS: Final = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
 
 class PollFastPath:
-    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+    def __init__(self, app: Starlette) -> None:
         self.app = app
-        self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -43,8 +43,11 @@ class PollFastPath:
     def _cached(self, scope: Scope, task_id: str) -> bytes | None:
         if not task_id or "/" in task_id:
             return None
+        api: ApiState | None = getattr(self.app.state, "api", None)
+        if api is None:
+            return None  # not started yet
         for name, value in scope["headers"]:
             if name == b"authorization":
-                key = self.gateway.cached_key(value.decode("latin-1"))
-                return None if key is None else self.gateway.cached_task_body(key, task_id)
+                key = api.auth.cached_key(value.decode("latin-1"))
+                return None if key is None else api.bodies.cached(key, task_id)
         return None

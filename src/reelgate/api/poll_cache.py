@@ -14,8 +14,8 @@ from typing import Generic, TypeVar
 
 from cachetools import LRUCache
 
-from reelgate.store import changes
-from reelgate.store.accounts import ApiKey
+from reelgate.domain import changes
+from reelgate.domain.accounts import ApiKey
 
 V = TypeVar("V")
 
@@ -56,12 +56,16 @@ class FreshCache(Generic[V]):
         self._tickets.clear()
 
 
+TaskEntry = tuple[str, bytes, int | None]
+"""(owning account id, the rendered task resource, when its links are renewed: the entry is
+stale from then on)."""
+
+
 class PollCache:
     def __init__(self, key_size: int, task_size: int) -> None:
         self.keys: FreshCache[ApiKey] = FreshCache(key_size)
-        self.tasks: FreshCache[tuple[str, bytes, int | None]] = FreshCache(task_size)
-        """task id -> (owning account id, the rendered task resource, when its links are
-        renewed: the entry is stale from then on)."""
+        self.tasks: FreshCache[TaskEntry] = FreshCache(task_size)
+        """Task id -> its entry."""
 
     def apply(self, change: changes.Change) -> None:
         topic, ref = change

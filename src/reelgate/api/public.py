@@ -11,9 +11,10 @@ from starlette.responses import Response
 
 from reelgate.api import resources, schemas
 from reelgate.api.errors import ERROR_RESPONSES
-from reelgate.api.gateway import Gateway
 from reelgate.api.responses import NO_STORE, json_response
-from reelgate.domain.request import VideoGenerationRequest
+from reelgate.api.state import api_state
+from reelgate.domain.numbers import plain_int
+from reelgate.domain.request import SCHEMA as REQUEST_SCHEMA
 from reelgate.errors import InvalidRequest, NotFound, PayloadTooLarge
 
 router = APIRouter()
@@ -26,15 +27,10 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
     return {status: ERROR_RESPONSES[status] for status in statuses}
 
 
-def gateway(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
-
-
 async def read_bytes(request: Request, limit: int) -> bytes:
     """The body, refusing more than ``limit`` bytes before reading them all."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = plain_int(request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -66,11 +62,12 @@ _CREATE_BODY = {
 
 
 async def create_task(request: Request, credentials: ApiKeyHeader) -> Response:
-    gw = gateway(request)
-    key = await gw.authenticate(request.headers.get("authorization"))
-    body = await read_json(request, gw.settings.max_body_bytes)
-    record = await gw.tasks.create(key, body)
-    envelope = resources.task_envelope(record, gw.settings.recommended_poll_interval_ms)
+    api = api_state(request)
+    settings = api.services.settings
+    key = await api.auth.key(request.headers.get("authorization"))
+    body = await read_json(request, settings.max_body_bytes)
+    record = await api.services.tasks.create(key, body)
+    envelope = resources.task_envelope(record, settings.recommended_poll_interval_ms)
     return json_response(envelope, 202, {"location": envelope.poll_url, **NO_STORE})
 
 
@@ -98,14 +95,14 @@ for _path, _summary in (
     summary="Retrieve a task",
 )
 async def get_task(request: Request, task_id: str, credentials: ApiKeyHeader) -> Response:
-    gw = gateway(request)
-    key = await gw.authenticate(request.headers.get("authorization"))
-    return json_response(await gw.task_body(key, task_id), headers=NO_STORE)
+    api = api_state(request)
+    key = await api.auth.key(request.headers.get("authorization"))
+    return json_response(await api.bodies.body(key, task_id), headers=NO_STORE)
 
 
 @router.get("/v1/models", response_model=schemas.ModelList, summary="List models and prices")
 async def list_models(request: Request) -> Response:
-    return json_response(gateway(request).models_body)
+    return json_response(api_state(request).catalogue.body)
 
 
 @router.get(
@@ -115,7 +112,7 @@ async def list_models(request: Request) -> Response:
     summary="One model and its prices",
 )
 async def get_model(request: Request, model_id: str) -> Response:
-    body = gateway(request).model_bodies.get(model_id)
+    body = api_state(request).catalogue.models.get(model_id)
     if body is None:
         raise NotFound(f"no model {model_id[:100]!r}; see GET /v1/models")
     return json_response(body)
@@ -123,6 +120,6 @@ async def get_model(request: Request, model_id: str) -> Response:
 
 def request_schema_components() -> dict[str, object]:
     """The create body's JSON schema and the models it refers to, for the OpenAPI document."""
-    schema = VideoGenerationRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema = dict(REQUEST_SCHEMA)
     defs = schema.pop("$defs", {})
     return {"VideoGenerationRequest": schema, **defs}

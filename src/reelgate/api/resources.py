@@ -11,13 +11,13 @@ from reelgate.api import schemas
 from reelgate.config import Settings
 from reelgate.domain import catalogue as cat
 from reelgate.domain import links
+from reelgate.domain.accounts import Account, ApiKey
 from reelgate.domain.money import micro_to_usd
 from reelgate.domain.pricing import PriceBook, with_margin
-from reelgate.domain.request import MAX_URL_CHARS
-from reelgate.domain.task import BillingStatus
+from reelgate.domain.request import SCHEMA as REQUEST_SCHEMA
+from reelgate.domain.task import BillingStatus, TaskRecord
+from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.services.accounts import AccountView, IssuedKey
-from reelgate.store.accounts import Account, ApiKey
-from reelgate.store.tasks import TaskRecord
 
 
 def poll_url(task_id: str) -> str:
@@ -28,7 +28,7 @@ def task_envelope(record: TaskRecord, poll_interval_ms: int) -> schemas.TaskEnve
     return schemas.TaskEnvelope(
         task_id=record.id,
         model=record.model,
-        state=record.state.value,
+        state=record.state,
         created_at=record.created_at,
         poll_url=poll_url(record.id),
         recommended_poll_interval_ms=poll_interval_ms,
@@ -49,7 +49,7 @@ def webhook_delivery(record: TaskRecord) -> schemas.WebhookDelivery | schemas.No
     d = record.delivery
     if d is None:
         return schemas.WebhookDelivery(
-            status="waiting",
+            status=DeliveryStatus.WAITING,
             webhook_id=None,
             attempts=0,
             last_response_code=None,
@@ -90,7 +90,7 @@ class TaskView:
             error=record.error or {},
             progress=record.progress,
             billing=schemas.Billing(
-                status=record.billing_status.value,
+                status=record.billing_status,
                 tier=quote.tier,
                 price_per_second_micro_usdc=quote.price_per_second_micro_usdc,
                 duration=quote.duration,
@@ -140,81 +140,39 @@ class TaskView:
         }, renew_at
 
 
-_MEDIA = "http(s) URL or asset://ID"
+def _non_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """An optional field's schema without its ``null`` alternative."""
+    for option in prop.get("anyOf", ()):
+        if option.get("type") != "null":
+            return {**prop, **option}
+    return prop
 
 
 def _parameters(model: cat.Model) -> list[schemas.Parameter]:
-    P = schemas.Parameter
-    return [
-        P(
-            name="prompt",
-            type="string",
-            required=True,
-            minimum=cat.MIN_PROMPT_CHARS,
-            maximum=cat.MAX_PROMPT_CHARS,
-            description="Text prompt; length in characters.",
-        ),
-        P(name="first_frame_url", type="string", description=f"First frame image: {_MEDIA}."),
-        P(
-            name="last_frame_url",
-            type="string",
-            description=f"Last frame image: {_MEDIA}. Requires first_frame_url.",
-        ),
-        P(
-            name="reference_image_urls",
-            type="array",
-            max_items=cat.MAX_REFERENCE_IMAGES,
-            description=f"Reference images: {_MEDIA} each. Not with frame images.",
-        ),
-        P(
-            name="reference_video_urls",
-            type="array",
-            max_items=cat.MAX_REFERENCE_VIDEOS,
-            description=f"Reference videos: {_MEDIA} each. Selects the with_video price tier.",
-        ),
-        P(
-            name="reference_audio_urls",
-            type="array",
-            max_items=cat.MAX_REFERENCE_AUDIOS,
-            description=f"Reference audio: {_MEDIA} each. Not with frame images.",
-        ),
-        P(
-            name="resolution",
-            type="string",
-            enum=list(model.resolutions),
-            default=cat.DEFAULT_RESOLUTION,
-            description="Selects the resolution price tier.",
-        ),
-        P(
-            name="aspect_ratio",
-            type="string",
-            enum=list(cat.ASPECT_RATIOS),
-            default=cat.DEFAULT_ASPECT_RATIO,
-            description="Frame shape; adaptive lets the model pick.",
-        ),
-        P(
-            name="duration",
-            type="integer",
-            default=cat.DEFAULT_DURATION,
-            minimum=cat.MIN_DURATION,
-            maximum=cat.MAX_DURATION,
-            description="Seconds; multiplies the per-second price.",
-        ),
-        P(name="generate_audio", type="boolean", description="Passed through when given."),
-        P(
-            name="return_last_frame",
-            type="boolean",
-            description="Deprecated upstream; passed through when given.",
-        ),
-        P(name="web_search", type="boolean", description="Passed through when given."),
-        P(name="nsfw_checker", type="boolean", description="Passed through when given."),
-        P(
-            name="callBackUrl",
-            type="string",
-            maximum=MAX_URL_CHARS,
-            description="http(s) URL that receives the finished task.",
-        ),
-    ]
+    """The create parameters as the catalogue shows them, read off the request's own schema:
+    the limits the gateway enforces are the limits it shows."""
+    required = set(REQUEST_SCHEMA.get("required", ()))
+    parameters = []
+    for name, raw in REQUEST_SCHEMA["properties"].items():
+        if name == "model":
+            continue
+        prop = _non_null(raw)
+        kind = prop.get("type", "string")
+        enum = list(model.resolutions) if name == "resolution" else prop.get("enum")
+        parameters.append(
+            schemas.Parameter(
+                name=name,
+                type=kind,
+                required=name in required,
+                enum=enum,
+                default=prop.get("default"),
+                minimum=prop.get("minimum", prop.get("minLength")),
+                maximum=prop.get("maximum", prop.get("maxLength")),
+                max_items=prop.get("maxItems"),
+                description=prop["description"],
+            )
+        )
+    return parameters
 
 
 def model_card(model: cat.Model, prices: PriceBook, margin_ppm: int) -> schemas.ModelCard:
@@ -241,6 +199,22 @@ def model_list(prices: PriceBook, margin_ppm: int) -> schemas.ModelList:
     return schemas.ModelList(
         data=[model_card(model, prices, margin_ppm) for model in cat.MODELS.values()]
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    """The model list and each model, rendered once: they change only with the settings."""
+
+    body: bytes
+    models: dict[str, bytes]
+
+    @classmethod
+    def of(cls, prices: PriceBook, margin_ppm: int) -> Catalogue:
+        listed = model_list(prices, margin_ppm)
+        return cls(
+            body=listed.model_dump_json().encode(),
+            models={card.id: card.model_dump_json().encode() for card in listed.data},
+        )
 
 
 def key_out(key: ApiKey) -> schemas.KeyOut:

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from reelgate.domain.task import BillingStatus, TaskState
+from reelgate.domain.webhooks import DeliveryStatus
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True, protected_namespaces=())
@@ -25,14 +28,14 @@ class TaskEnvelope(_Out):
     object: Literal["task"] = "task"
     model: str
     type: Literal["video"] = "video"
-    state: Literal["waiting", "queuing", "generating", "success", "fail"]
+    state: TaskState
     created_at: int = Field(description="Unix seconds.")
     poll_url: str
     recommended_poll_interval_ms: int
 
 
 class Billing(_Out):
-    status: Literal["reserved", "committed", "released"]
+    status: BillingStatus
     tier: str
     price_per_second_micro_usdc: int = Field(description="The tier price before the margin.")
     duration: int
@@ -43,7 +46,7 @@ class Billing(_Out):
 
 
 class WebhookDelivery(_Out):
-    status: Literal["waiting", "pending", "delivered", "failed"] = Field(
+    status: DeliveryStatus = Field(
         description="waiting: the task has not ended; pending: to be sent or retried; "
         "delivered; failed: every attempt failed for a day."
     )

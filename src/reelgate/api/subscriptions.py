@@ -7,7 +7,7 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Iterator
 
-from reelgate.store import changes
+from reelgate.domain import changes
 
 
 class TaskEvents:

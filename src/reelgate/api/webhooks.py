@@ -9,15 +9,15 @@ from starlette.responses import Response
 
 from reelgate.api import schemas
 from reelgate.api.errors import ERROR_RESPONSES
-from reelgate.api.public import ApiKeyHeader, gateway
+from reelgate.api.public import ApiKeyHeader
 from reelgate.api.responses import NO_STORE, json_response
-from reelgate.store.accounts import Account
+from reelgate.api.state import api_state
 
 router = APIRouter(tags=["webhooks"])
 
 
-def _answer(account: Account) -> Response:
-    return json_response(schemas.WebhookSecret(secret=account.webhook_secret), headers=NO_STORE)
+def _answer(secret: str) -> Response:
+    return json_response(schemas.WebhookSecret(secret=secret), headers=NO_STORE)
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -32,9 +32,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     summary="The secret that signs this account's webhooks",
 )
 async def webhook_secret(request: Request, credentials: ApiKeyHeader) -> Response:
-    gw = gateway(request)
-    key = await gw.authenticate(request.headers.get("authorization"))
-    return _answer(await gw.accounts.store.by_id(key.account_id))
+    api = api_state(request)
+    key = await api.auth.key(request.headers.get("authorization"))
+    return _answer(await api.services.accounts.webhook_secret(key.account_id))
 
 
 @router.post(
@@ -44,6 +44,6 @@ async def webhook_secret(request: Request, credentials: ApiKeyHeader) -> Respons
     summary="Replace the account's webhook secret; for a day the old one signs too",
 )
 async def rotate_webhook_secret(request: Request, credentials: ApiKeyHeader) -> Response:
-    gw = gateway(request)
-    key = await gw.authenticate(request.headers.get("authorization"))
-    return _answer(await gw.accounts.store.rotate_webhook_secret(key.account_id))
+    api = api_state(request)
+    key = await api.auth.key(request.headers.get("authorization"))
+    return _answer(await api.services.accounts.rotate_webhook_secret(key.account_id))

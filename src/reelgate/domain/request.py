@@ -86,40 +86,82 @@ ReferenceAudios = Annotated[
     BeforeValidator(_empty_list_is_absent),
 ]
 
+_MEDIA: Final = "an http(s) URL or an asset:// ID"
+_BOOLEAN: Final = "a JSON boolean (true or false)"
+_ACCEPTS_KEY: Final = "x-accepts"
+"""The words that end "<field> must be ...": kept beside each field's limits, in its schema."""
+
+
+def _param(description: str, accepts: str, **limits: Any) -> Any:
+    """A field's description and what it accepts, said once: in the OpenAPI document, the
+    catalogue's parameters and every 400 about it."""
+    return Field(description=description, json_schema_extra={_ACCEPTS_KEY: accepts}, **limits)
+
+
+def _media_list(limit: int) -> str:
+    return f"an array of at most {limit} http(s) URLs or asset:// IDs"
+
 
 class VideoGenerationRequest(BaseModel):
     """A Seedance 2.0 video request as accepted: defaults applied, absent fields None."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, protected_namespaces=())
 
-    model: cat.ModelId = Field(description="seedance-2 or seedance-2-fast.")
-    prompt: Annotated[
-        str,
-        Field(min_length=cat.MIN_PROMPT_CHARS, max_length=cat.MAX_PROMPT_CHARS),
-        AfterValidator(_prompt_text),
-    ] = Field(description="Text prompt, 3 to 20000 characters.")
-    first_frame_url: MediaRef | None = Field(
-        default=None, description="First frame image: http(s) URL or asset:// ID."
+    model: cat.ModelId = _param("The model.", "one of: " + ", ".join(cat.MODELS))
+    prompt: Annotated[str, AfterValidator(_prompt_text)] = _param(
+        "Text prompt; length in characters.",
+        f"a string of {cat.MIN_PROMPT_CHARS} to {cat.MAX_PROMPT_CHARS} characters, "
+        "not blank and without NUL characters",
+        min_length=cat.MIN_PROMPT_CHARS,
+        max_length=cat.MAX_PROMPT_CHARS,
     )
-    last_frame_url: MediaRef | None = Field(
-        default=None, description="Last frame image; requires first_frame_url."
+    first_frame_url: MediaRef | None = _param(f"First frame image: {_MEDIA}.", _MEDIA, default=None)
+    last_frame_url: MediaRef | None = _param(
+        f"Last frame image: {_MEDIA}. Requires first_frame_url.", _MEDIA, default=None
     )
-    reference_image_urls: ReferenceImages = Field(default=None, description="At most 9.")
-    reference_video_urls: ReferenceVideos = Field(
-        default=None, description="At most 3; presence selects the with_video price tier."
+    reference_image_urls: ReferenceImages = _param(
+        f"Reference images: {_MEDIA} each. Not with frame images.",
+        _media_list(cat.MAX_REFERENCE_IMAGES),
+        default=None,
     )
-    reference_audio_urls: ReferenceAudios = Field(default=None, description="At most 3.")
-    return_last_frame: bool | None = Field(
-        default=None, description="Deprecated upstream; passed through when given."
+    reference_video_urls: ReferenceVideos = _param(
+        f"Reference videos: {_MEDIA} each. Selects the with_video price tier.",
+        _media_list(cat.MAX_REFERENCE_VIDEOS),
+        default=None,
     )
-    generate_audio: bool | None = None
-    resolution: cat.Resolution = cat.DEFAULT_RESOLUTION
-    aspect_ratio: cat.AspectRatio = cat.DEFAULT_ASPECT_RATIO
-    duration: Annotated[int, Field(ge=cat.MIN_DURATION, le=cat.MAX_DURATION)] = cat.DEFAULT_DURATION
-    web_search: bool | None = None
-    nsfw_checker: bool | None = None
-    callBackUrl: HttpUrlText | None = Field(
-        default=None, description="Where the finished task is POSTed."
+    reference_audio_urls: ReferenceAudios = _param(
+        f"Reference audio: {_MEDIA} each. Not with frame images.",
+        _media_list(cat.MAX_REFERENCE_AUDIOS),
+        default=None,
+    )
+    return_last_frame: bool | None = _param(
+        "Deprecated upstream; passed through when given.", _BOOLEAN, default=None
+    )
+    generate_audio: bool | None = _param("Passed through when given.", _BOOLEAN, default=None)
+    resolution: cat.Resolution = _param(
+        "Selects the resolution price tier.",
+        "one of: " + ", ".join(cat.RESOLUTIONS),
+        default=cat.DEFAULT_RESOLUTION,
+    )
+    aspect_ratio: cat.AspectRatio = _param(
+        "Frame shape; adaptive lets the model pick.",
+        "one of: " + ", ".join(cat.ASPECT_RATIOS),
+        default=cat.DEFAULT_ASPECT_RATIO,
+    )
+    duration: int = _param(
+        "Seconds; multiplies the per-second price.",
+        f"an integer from {cat.MIN_DURATION} to {cat.MAX_DURATION}",
+        default=cat.DEFAULT_DURATION,
+        ge=cat.MIN_DURATION,
+        le=cat.MAX_DURATION,
+    )
+    web_search: bool | None = _param("Passed through when given.", _BOOLEAN, default=None)
+    nsfw_checker: bool | None = _param("Passed through when given.", _BOOLEAN, default=None)
+    callBackUrl: HttpUrlText | None = _param(
+        "http(s) URL that receives the finished task.",
+        f"an http(s) URL of at most {MAX_URL_CHARS} characters",
+        default=None,
+        max_length=MAX_URL_CHARS,
     )
 
     @property
@@ -133,34 +175,12 @@ class VideoGenerationRequest(BaseModel):
 
 
 FIELDS: Final = tuple(VideoGenerationRequest.model_fields)
-
+SCHEMA: Final[dict[str, Any]] = VideoGenerationRequest.model_json_schema()
+"""The request's JSON schema: what the OpenAPI document and the catalogue say of each field."""
 _ACCEPTS: Final[dict[str, str]] = {
-    "model": "one of: " + ", ".join(cat.MODELS),
-    "prompt": (
-        f"a string of {cat.MIN_PROMPT_CHARS} to {cat.MAX_PROMPT_CHARS} characters, "
-        "not blank and without NUL characters"
-    ),
-    "first_frame_url": "an http(s) URL or an asset:// ID",
-    "last_frame_url": "an http(s) URL or an asset:// ID",
-    "reference_image_urls": (
-        f"an array of at most {cat.MAX_REFERENCE_IMAGES} http(s) URLs or asset:// IDs"
-    ),
-    "reference_video_urls": (
-        f"an array of at most {cat.MAX_REFERENCE_VIDEOS} http(s) URLs or asset:// IDs"
-    ),
-    "reference_audio_urls": (
-        f"an array of at most {cat.MAX_REFERENCE_AUDIOS} http(s) URLs or asset:// IDs"
-    ),
-    "return_last_frame": "a JSON boolean (true or false)",
-    "generate_audio": "a JSON boolean (true or false)",
-    "web_search": "a JSON boolean (true or false)",
-    "nsfw_checker": "a JSON boolean (true or false)",
-    "resolution": "one of: " + ", ".join(cat.RESOLUTIONS),
-    "aspect_ratio": "one of: " + ", ".join(cat.ASPECT_RATIOS),
-    "duration": f"an integer from {cat.MIN_DURATION} to {cat.MAX_DURATION}",
-    "callBackUrl": f"an http(s) URL of at most {MAX_URL_CHARS} characters",
+    name: prop[_ACCEPTS_KEY] for name, prop in SCHEMA["properties"].items()
 }
-_MEDIA_ITEM: Final = "an http(s) URL or an asset:// ID"
+_MEDIA_ITEM: Final = _MEDIA
 
 
 def _to_invalid_request(error: ErrorDetails) -> InvalidRequest:

@@ -1,9 +1,17 @@
-"""Task states, billing states and the rules that move them."""
+"""Tasks as values: their states, how their money stands, and the record the gateway keeps.
+
+Every enum here is the one spelling of its values: the API's schemas, the database's
+constraints and the stores all take them from this module.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
+
+from reelgate.domain.pricing import Quote
+from reelgate.domain.webhooks import DeliveryStatus
 
 
 class TaskState(StrEnum):
@@ -19,6 +27,7 @@ class TaskState(StrEnum):
 
 
 FINAL_STATES: Final = frozenset({TaskState.SUCCESS, TaskState.FAIL})
+UNFINISHED_STATES: Final = (TaskState.WAITING, TaskState.QUEUING, TaskState.GENERATING)
 ORDER: Final = {
     # How far along each state is: a task only ever moves to a higher one.
     TaskState.WAITING: 0,
@@ -33,6 +42,7 @@ class Submission(StrEnum):
     """How sending the task to the upstream went."""
 
     PENDING = "pending"
+    """Stored, not yet answered by the upstream (or the process died while it waited)."""
     ACCEPTED = "accepted"
     UNKNOWN = "unknown"
     """Sent, but no answer came: it may exist upstream, so it is never sent again blindly."""
@@ -53,3 +63,77 @@ class LedgerKind(StrEnum):
     """A successful task pays its reservation: lowers the balance."""
     RELEASE = "release"
     """A failed task's reservation returned in full."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """One stored result file; its index in the task's list names it."""
+
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where the task's webhook stands, once the task has ended."""
+
+    webhook_id: str
+    status: DeliveryStatus
+    attempts: int
+    last_response_code: int | None
+    last_error: str | None
+    next_attempt_at_ms: int | None
+    delivered_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """A task as the gateway keeps it."""
+
+    id: str
+    account_id: str
+    key_id: str
+    model: str
+    state: TaskState
+    progress: int
+    request: dict[str, Any]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    channel: str
+    upstream_task_id: str | None
+    submission: Submission
+    billing_status: BillingStatus
+    quote: Quote
+    created_at: int
+    updated_at: int
+    completed_at: int | None
+    polls: int = 0
+    deadline_at_ms: int | None = None
+    state_since_ms: int | None = None
+    origin_urls: tuple[str, ...] | None = None
+    """The upstream's result URLs, once it reported success."""
+    media: tuple[MediaFile, ...] = ()
+    """The stored copies of the result, on success."""
+    delivery: Delivery | None = None
+    """The webhook, when the task has a callBackUrl and has ended (read with the task only)."""
+
+    @property
+    def callback_url(self) -> str | None:
+        url = self.request.get("callBackUrl")
+        return url if isinstance(url, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task about to be stored, its cost reserved in the same transaction."""
+
+    id: str
+    account_id: str
+    key_id: str
+    model: str
+    request: dict[str, Any]
+    channel: str
+    quote: Quote
+    created_at_ms: int
+    first_poll_at_ms: int
+    deadline_at_ms: int

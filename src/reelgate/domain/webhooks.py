@@ -19,6 +19,8 @@ SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
 RETRY_DELAYS_S: Final = (5, 30, 120, 600, 1800, 3600, 7200, 14400)
 """The wait after the 1st, 2nd, ... failed attempt; the last one repeats until the day is over."""
 GIVE_UP_AFTER_S: Final = 86_400
+UNREACHABLE_ATTEMPTS: Final = 3
+"""Attempts at a URL whose host cannot be reached at all before the delivery fails."""
 WEBHOOK_SECRET_OVERLAP_S: Final = 86_400
 """How long the secret before a rotation still signs, beside the new one."""
 
@@ -61,12 +63,21 @@ def retry_delay_s(failed_attempts: int, scale: float = 1.0) -> float:
 
 
 def next_attempt_ms(
-    failed_attempts: int, first_attempt_ms: int, now_ms: int, scale: float = 1.0
+    failed_attempts: int,
+    first_attempt_ms: int,
+    now_ms: int,
+    scale: float = 1.0,
+    *,
+    unreachable: bool = False,
 ) -> int | None:
-    """When to try again after a failure, or None once the give-up time has passed.
+    """When to try again after a failure, or None once it is given up.
 
     The last attempt is placed exactly at the give-up time rather than skipped, so a receiver
-    that comes back within the day always gets the delivery."""
+    that comes back within the day always gets the delivery. A URL that cannot be reached at
+    all (its name does not resolve, or only to forbidden addresses) is given up after
+    :data:`UNREACHABLE_ATTEMPTS`, so its failure shows within minutes, not a day."""
+    if unreachable and failed_attempts >= UNREACHABLE_ATTEMPTS:
+        return None
     give_up_ms = first_attempt_ms + int(GIVE_UP_AFTER_S * scale * 1000)
     if now_ms >= give_up_ms:
         return None

@@ -1,126 +1,98 @@
-"""The poll scheduler: every unfinished task carries when it is next due; engines lease due tasks
-in batches, ask the upstream with bounded concurrency and a request budget, copy each finished
-video into the media store, and reschedule the rest with a growing, jittered delay."""
+"""The poller: every unfinished task carries when it is next due; pollers lease due tasks in
+batches, ask the upstream with bounded concurrency and a request budget, copy each finished
+video into the media store, and carry out what :mod:`reelgate.domain.lifecycle` decides."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import logging
-import os
 import random
-import socket
 import time
-import uuid
 
-import aiohttp
 from aiolimiter import AsyncLimiter
 
-from reelgate.config import Settings
-from reelgate.domain.task import Submission, TaskState
-from reelgate.engine.media import MediaError, MediaStore
-from reelgate.engine.transitions import (
-    Failed,
-    Made,
-    apply,
-    deadline_error,
-    success_result,
-    transition,
-)
-from reelgate.errors import ReelgateError, UpstreamError
-from reelgate.store.database import Database
-from reelgate.store.tasks import CheckOutcome, Progress, TaskRecord, TaskStore
+from reelgate.domain import lifecycle
+from reelgate.domain.task import Submission, TaskRecord
+from reelgate.engine.downloads import Downloader
+from reelgate.engine.jobs import Jobs, first_of
+from reelgate.errors import MediaUnavailable, UpstreamError
+from reelgate.store.tasks import TaskStore
 from reelgate.upstream.provider import Provider
 
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.25
-"""How long an engine with nothing due waits before looking again (unless woken)."""
-STOP_GRACE_S = 5.0
+"""How long a poller with nothing due waits before looking again (unless woken)."""
 
 
-def poll_delay_s(settings: Settings, polls: int, rng: random.Random) -> float:
-    """Seconds until the next check: from engine_poll_min_s, x1.5 per check, capped, +-20 %."""
-    base = min(settings.engine_poll_max_s, settings.engine_poll_min_s * 1.5**polls)
-    return base * rng.uniform(0.8, 1.2)
-
-
-def engine_owner() -> str:
-    """A name for this engine's leases, unique across hosts and restarts."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class Engine:
-    def __init__(self, db: Database, settings: Settings, provider: Provider) -> None:
-        self.store = TaskStore(db)
-        self.settings = settings
+class Poller:
+    def __init__(
+        self,
+        store: TaskStore,
+        provider: Provider,
+        downloader: Downloader,
+        *,
+        owner: str,
+        schedule: lifecycle.Schedule,
+        concurrency: int,
+        batch: int,
+        requests_per_s: float,
+        lease_s: float,
+    ) -> None:
+        self.store = store
         self.provider = provider
-        self.media = MediaStore(settings.media_dir)
-        self.owner = engine_owner()
-        self.budget = AsyncLimiter(settings.engine_requests_per_s, 1)
+        self.downloader = downloader
+        self.owner = owner
+        self.schedule = schedule
+        self.batch = batch
+        self.lease_ms = int(lease_s * 1000)
+        self.budget = AsyncLimiter(requests_per_s, 1)
         self.rng = random.Random()
-        self._downloads: aiohttp.ClientSession | None = None
         self.wake = asyncio.Event()
         """Set when there is something to do at once: a task became due now (a callback brought
         its result), or checks of a backlog finished and made room for more."""
-        self._running: set[asyncio.Task[None]] = set()
+        self.jobs = Jobs(concurrency, on_done=self._done)
         self._backlog = False
         """Whether the last claim was full, so that more tasks are likely due."""
-        self._min_claim = max(1, min(settings.engine_batch, settings.engine_concurrency) // 4)
+        self._min_claim = max(1, min(batch, concurrency) // 4)
         """Claiming waits for this much room: one query per finished check would waste it."""
-        self._outcomes: list[CheckOutcome] = []
+        self._outcomes: list[lifecycle.CheckOutcome] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Check due tasks until ``stop`` is set."""
-        timeout = aiohttp.ClientTimeout(connect=10, sock_read=self.settings.media_timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as self._downloads:
-            await self._loop(stop)
+    async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
+        """Check due tasks until ``stop`` is set; with ``once``, until none is due."""
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                room = self.jobs.room
+                asked = min(room, self.batch)
+                batch: list[TaskRecord] = []
+                if room >= self._min_claim or (room > 0 and not self.jobs.running):
+                    batch = await self.store.claim_due(self.owner, asked, self.lease_ms)
+                for task in batch:
+                    self.jobs.start(self._check(task))
+                self._backlog = len(batch) == asked > 0
+                if once and not batch and not self.jobs.running:
+                    break
+                if not (self._backlog and self.jobs.room >= self._min_claim):
+                    await first_of(stop, self.wake, IDLE_WAIT_S)
+        finally:
+            await self.jobs.drain()
+            if self._flushing is not None:
+                await self._flushing
 
-    async def _loop(self, stop: asyncio.Event) -> None:
-        concurrency = self.settings.engine_concurrency
-        while not stop.is_set():
-            self.wake.clear()
-            room = concurrency - len(self._running)
-            asked = min(room, self.settings.engine_batch)
-            batch: list[TaskRecord] = []
-            if room >= self._min_claim or (room > 0 and not self._running):
-                try:
-                    batch = await self.store.claim_due(
-                        self.owner, asked, int(self.settings.engine_lease_s * 1000)
-                    )
-                except ReelgateError as exc:
-                    log.warning("engine: cannot claim tasks (%s); retrying", exc)
-            for record in batch:
-                job = asyncio.create_task(self._check(record))
-                self._running.add(job)
-                job.add_done_callback(self._done)
-            self._backlog = len(batch) == asked > 0
-            if not (self._backlog and concurrency - len(self._running) >= self._min_claim):
-                await _first(stop, self.wake, IDLE_WAIT_S)
-        # Checks under way get a moment to finish, so that a restart leaves few tasks waiting
-        # for their leases to run out.
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=STOP_GRACE_S)
-        for job in list(self._running):
-            job.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
-        if self._flushing is not None:
-            await self._flushing
-
-    def _done(self, job: asyncio.Task[None]) -> None:
-        self._running.discard(job)
-        room = self.settings.engine_concurrency - len(self._running)
-        if self._backlog and room >= self._min_claim:
+    def _done(self) -> None:
+        if self._backlog and self.jobs.room >= self._min_claim:
             self.wake.set()
 
-    async def _check(self, record: TaskRecord) -> None:
+    async def _check(self, task: TaskRecord) -> None:
         try:
-            outcome = await self._poll(record)
+            outcome = await self._carry_out(task)
         except Exception:
-            log.exception("engine: checking task %s failed; trying again later", record.id)
-            outcome = CheckOutcome(
-                record.id, int((time.time() + self.settings.engine_poll_max_s) * 1000)
+            log.exception("poller: checking task %s failed; trying again later", task.id)
+            outcome = lifecycle.CheckOutcome(
+                task.id, int((time.time() + self.schedule.poll_max_s) * 1000)
             )
         self._outcomes.append(outcome)
         if self._flushing is None or self._flushing.done():
@@ -135,70 +107,66 @@ class Engine:
                 await self.store.record_checks(self.owner, batch)
             except Exception:
                 # Their leases run out and the tasks are due again then: nothing is lost.
-                log.exception("engine: cannot record %d checks", len(batch))
+                log.exception("poller: cannot record %d checks", len(batch))
 
-    async def _poll(self, record: TaskRecord) -> CheckOutcome:
-        """Check one task: what changed, and when it is next due (moot once it has ended)."""
-        now_ms = int(time.time() * 1000)
-        deadline_ms = record.deadline_at_ms or now_ms
-        delay_s = poll_delay_s(self.settings, record.polls, self.rng)
-        origin = record.origin_urls
-        progress: Progress | None = None
-        if origin is None and record.submission is Submission.ACCEPTED and record.upstream_task_id:
-            async with self.budget:
-                try:
-                    status = await self.provider.fetch_status(record.upstream_task_id)
-                except UpstreamError as exc:
-                    # Rate limits and outages slow this task down; they never fail it.
-                    log.info("engine: upstream check of %s failed: %s", record.id, exc.code)
-                    delay_s = min(self.settings.engine_poll_max_s, delay_s * 4)
-                    status = None
-            change = None if status is None else transition(record, status, now_ms)
-            if isinstance(change, Progress):
-                progress = change  # written with other checks' in one transaction
-            elif isinstance(change, Failed):
-                if await apply(self.store, record, change):
-                    return CheckOutcome(record.id, now_ms)
-            elif isinstance(change, Made):
-                await apply(self.store, record, change)
-                origin = change.urls
-        if origin is not None and await self._store_result(record, origin):
-            return CheckOutcome(record.id, now_ms)
-        if now_ms >= deadline_ms:
-            # That was the last chance: the task ends here, its money released.
-            if await self.store.finish(
-                record.id, TaskState.FAIL, error=deadline_error(origin is not None)
-            ):
-                log.warning("engine: task %s passed its deadline; released", record.id)
-            return CheckOutcome(record.id, now_ms)
-        # Counted from the end of this check: after a slow answer or a timeout, the upstream
-        # still gets the whole pause.
-        next_ms = min(int(time.time() * 1000) + int(delay_s * 1000), deadline_ms)
-        return CheckOutcome(record.id, next_ms, progress)
+    async def _carry_out(self, task: TaskRecord) -> lifecycle.CheckOutcome:
+        """Check one task and carry out what that decides; returns when it is next due (moot
+        once it has ended)."""
+        if lifecycle.submission_is_unknown(task, self.schedule, _now_ms()):
+            await self.store.record_submission_unknown(task.id)
+            task = dataclasses.replace(task, submission=Submission.UNKNOWN)
+        advance: lifecycle.Advance | None = None
+        upstream_failed = False
+        if (
+            task.origin_urls is None
+            and task.submission is Submission.ACCEPTED
+            and task.upstream_task_id is not None
+        ):
+            try:
+                async with self.budget:
+                    status = await self.provider.fetch_status(task.upstream_task_id)
+            except UpstreamError as exc:
+                log.info("poller: upstream check of %s failed: %s", task.id, exc.code)
+                upstream_failed = True
+            else:
+                decision = lifecycle.on_status(task, status, _now_ms())
+                if isinstance(decision, lifecycle.Advance):
+                    advance = decision  # written with other checks' in one transaction
+                elif isinstance(decision, lifecycle.Fail):
+                    await self.store.apply(task.id, decision)
+                    return lifecycle.CheckOutcome(task.id, _now_ms())
+                elif isinstance(decision, lifecycle.Made):
+                    await self.store.apply(task.id, decision)
+                    task = dataclasses.replace(task, origin_urls=decision.urls)
+        if task.origin_urls is not None and await self._store_result(task):
+            return lifecycle.CheckOutcome(task.id, _now_ms())
+        now_ms = _now_ms()
+        end = lifecycle.conclude(
+            task,
+            self.schedule,
+            now_ms=now_ms,
+            jitter=self.rng.uniform(*lifecycle.JITTER),
+            upstream_failed=upstream_failed,
+        )
+        if isinstance(end, lifecycle.Fail):
+            if await self.store.apply(task.id, end):
+                log.warning("poller: task %s ended: %s", task.id, end.error["code"])
+            return lifecycle.CheckOutcome(task.id, now_ms)
+        return lifecycle.CheckOutcome(task.id, end.at_ms, advance)
 
-    async def _store_result(self, record: TaskRecord, origin: tuple[str, ...]) -> bool:
+    async def _store_result(self, task: TaskRecord) -> bool:
         """Copy the video, then succeed the task (committing its money); False to try later."""
+        assert task.origin_urls is not None
         try:
-            assert self._downloads is not None  # set for as long as run() runs
-            files = await self.media.copy(
-                self._downloads, record.id, origin, self.settings.media_max_bytes
-            )
-        except MediaError as exc:
-            log.warning("engine: copying the result of %s failed: %s", record.id, exc)
+            files = await self.downloader.copy(task.id, task.origin_urls)
+        except MediaUnavailable as exc:
+            log.warning("poller: copying the result of %s failed: %s", task.id, exc)
             return False
-        result = success_result(record, origin)
-        if not await self.store.finish(record.id, TaskState.SUCCESS, result=result, media=files):
-            self.media.discard(record.id)  # it ended otherwise meanwhile (its deadline)
+        success = lifecycle.succeeded(task, files, int(time.time()))
+        if not await self.store.apply(task.id, success):
+            self.downloader.files.discard(task.id)  # it ended otherwise meanwhile (its deadline)
         return True
 
 
-async def _first(stop: asyncio.Event, wake: asyncio.Event, timeout_s: float) -> None:
-    """Wait until either event is set, or the timeout passes."""
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*waiters, return_exceptions=True)
+def _now_ms() -> int:
+    return int(time.time() * 1000)

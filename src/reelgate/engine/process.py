@@ -1,15 +1,27 @@
-"""The task engine as a process runs it: the poll scheduler and the webhook sender side by side."""
+"""The engine as a process runs it: the poller and the webhook sender side by side, each
+supervised, sharing one way of stopping."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
 
 from reelgate.config import Settings
-from reelgate.engine.poller import Engine
-from reelgate.engine.webhooks import WebhookSender
+from reelgate.domain.health import LoopHealth
+from reelgate.domain.task import TaskRecord
+from reelgate.engine.downloads import Downloader
+from reelgate.engine.poller import Poller
+from reelgate.engine.supervisor import supervise
+from reelgate.engine.webhooks import USER_AGENT, WebhookSender
+from reelgate.services.destinations import Reach
 from reelgate.store.database import Database
-from reelgate.store.tasks import TaskRecord
+from reelgate.store.leases import new_owner
+from reelgate.store.media import MediaFiles
+from reelgate.store.tasks import TaskStore
+from reelgate.store.webhooks import WebhookStore
 from reelgate.upstream.provider import Provider
 
 
@@ -20,13 +32,75 @@ class EngineProcess:
         settings: Settings,
         provider: Provider,
         render: Callable[[TaskRecord], bytes],
+        reach: Reach,
     ) -> None:
-        self.poller = Engine(db, settings, provider)
-        self.webhooks = WebhookSender(db, settings, render)
+        self.db = db
+        self.settings = settings
+        self.provider = provider
+        self.render = render
+        self.reach = reach
+        self.owner = new_owner()
+        self.health = {name: LoopHealth(name) for name in ("poller", "webhooks")}
+        self._poller: Poller | None = None
 
     def wake(self) -> None:
         """A task became due now (a callback brought its result): look without waiting."""
-        self.poller.wake.set()
+        if self._poller is not None:
+            self._poller.wake.set()
+
+    @property
+    def healthy(self) -> bool:
+        return all(loop.healthy for loop in self.health.values())
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(self.poller.run(stop), self.webhooks.run(stop))
+        """Run both loops until ``stop`` is set, restarting either whenever it fails."""
+        async with self._loops() as (poller, webhooks):
+            await asyncio.gather(
+                supervise("poller", poller.run, stop, self.health["poller"]),
+                supervise("webhooks", webhooks.run, stop, self.health["webhooks"]),
+            )
+
+    async def run_once(self) -> None:
+        """Do the work that is due now, then return (``reelgate engine --once``)."""
+        never = asyncio.Event()
+        async with self._loops() as (poller, webhooks):
+            await poller.run(never, once=True)
+            await webhooks.run(never, once=True)
+
+    @contextlib.asynccontextmanager
+    async def _loops(self) -> AsyncIterator[tuple[Poller, WebhookSender]]:
+        s = self.settings
+        downloads = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(connect=10, sock_read=s.media_timeout_s)
+        )
+        deliveries = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=s.webhook_timeout_s),
+            headers={"user-agent": USER_AGENT},
+        )
+        tasks = TaskStore(self.db)
+        async with downloads, deliveries:
+            self._poller = Poller(
+                tasks,
+                self.provider,
+                Downloader(downloads, MediaFiles(s.media_dir), self.reach, s.media_max_bytes),
+                owner=self.owner,
+                schedule=s.schedule(),
+                concurrency=s.engine_concurrency,
+                batch=s.engine_batch,
+                requests_per_s=s.engine_requests_per_s,
+                lease_s=s.engine_lease_s,
+            )
+            sender = WebhookSender(
+                WebhookStore(self.db),
+                tasks,
+                deliveries,
+                self.render,
+                owner=self.owner,
+                reach=self.reach,
+                concurrency=s.webhook_concurrency,
+                retry_scale=s.webhook_retry_scale,
+            )
+            try:
+                yield self._poller, sender
+            finally:
+                self._poller = None

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
+from reelgate.domain.accounts import Account, ApiKey
 from reelgate.domain.money import usd_to_micro
 from reelgate.errors import InvalidRequest, NotFound
-from reelgate.store.accounts import Account, AccountStore, ApiKey
+from reelgate.store.accounts import AccountStore
 from reelgate.store.audit import audit
 from reelgate.store.database import Database
 
@@ -88,6 +89,17 @@ class AccountService:
 
     async def revoke_key(self, key_id: str) -> ApiKey:
         return await self.store.revoke_key(key_id)
+
+    async def find_key(self, secret: str) -> ApiKey | None:
+        """The key with this secret, revoked or not; None when there is none."""
+        return await self.store.find_key(hash_secret(secret))
+
+    async def webhook_secret(self, account_id: str) -> str:
+        return (await self.store.by_id(account_id)).webhook_secret
+
+    async def rotate_webhook_secret(self, account_id: str) -> str:
+        """A new secret signs the account's webhooks; the old one signs beside it for a day."""
+        return (await self.store.rotate_webhook_secret(account_id)).webhook_secret
 
     async def audit(self) -> list[str]:
         return await audit(self.db)

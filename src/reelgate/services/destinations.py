@@ -1,9 +1,12 @@
-"""Where a client's webhook may go, decided on the addresses its host name resolves to.
+"""Where the gateway may connect on someone else's word, decided on the addresses a host name
+resolves to: a client's callBackUrl, and the result URLs an upstream reports.
 
 At create, a callBackUrl whose host is, or resolves to, a forbidden address is refused with a
 400. A name that does not resolve yet is accepted: it is resolved again at every delivery, and
 the delivery connects to the very address that was checked, so a name that changes its answer
-in between (DNS rebinding) cannot reach what the check refused.
+in between (DNS rebinding) cannot reach what the check refused. Result downloads are pinned the
+same way. The operator's allowed networks open both; an origin the gateway itself runs (the
+embedded sandbox) is trusted as it is.
 """
 
 from __future__ import annotations
@@ -17,17 +20,19 @@ from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 from reelgate.domain.addresses import IpAddress, IpNetwork, why_forbidden
-from reelgate.errors import InvalidRequest, ReelgateError
+from reelgate.errors import DestinationRefused, DestinationUnresolved, InvalidRequest
 
 RESOLVE_TIMEOUT_S: Final = 5.0
 
 
-class ForbiddenDestination(ReelgateError):
-    code = "forbidden_destination"
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """What the gateway may connect to beyond public addresses."""
 
-
-class UnresolvedDestination(ReelgateError):
-    code = "unresolved_destination"
+    allowed: tuple[IpNetwork, ...] = ()
+    """Networks the operator allowed (``REELGATE_ALLOWED_NETWORKS``)."""
+    trusted_origins: frozenset[str] = frozenset()
+    """``scheme://host:port`` origins the gateway runs itself, reached without a check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +56,7 @@ async def _addresses(host: str, port: int) -> list[IpAddress]:
             loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT_S
         )
     except (OSError, TimeoutError) as exc:
-        raise UnresolvedDestination(f"{host} could not be resolved") from exc
+        raise DestinationUnresolved(f"{host} could not be resolved") from exc
     # An IPv6 scope ("fe80::1%eth0") is not part of the address to judge.
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
@@ -73,7 +78,7 @@ async def check_callback_url(url: str, allowed: Sequence[IpNetwork]) -> None:
     host = parts.hostname or ""
     try:
         addresses = await _addresses(host, parts.port or _default_port(parts.scheme))
-    except UnresolvedDestination:
+    except DestinationUnresolved:
         return  # judged again, on a fresh answer, before every delivery
     reason = _forbidden(host, addresses, allowed)
     if reason is not None:
@@ -85,16 +90,28 @@ async def check_callback_url(url: str, allowed: Sequence[IpNetwork]) -> None:
         )
 
 
-async def pin(url: str, allowed: Sequence[IpNetwork]) -> Destination:
-    """The URL aimed at a checked address of its host; raises ForbiddenDestination or
-    UnresolvedDestination."""
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL, the port always written."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme.lower()}://{host}:{parts.port or _default_port(parts.scheme)}"
+
+
+async def pin(url: str, reach: Reach) -> Destination:
+    """The URL aimed at a checked address of its host; raises DestinationRefused (or
+    DestinationUnresolved)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise DestinationRefused("only http(s) URLs with a host can be reached")
+    host = parts.hostname
     port = parts.port or _default_port(parts.scheme)
     addresses = await _addresses(host, port)
-    reason = _forbidden(host, addresses, allowed)
-    if reason is not None:
-        raise ForbiddenDestination(reason)
+    if origin(url) not in reach.trusted_origins:
+        reason = _forbidden(host, addresses, reach.allowed)
+        if reason is not None:
+            raise DestinationRefused(reason)
     address = addresses[0]
     literal = f"[{address}]" if address.version == 6 else str(address)
     userinfo, _, host_header = parts.netloc.rpartition("@")

@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Final
+from collections.abc import Callable
 
 from reelgate.config import Settings
+from reelgate.domain import lifecycle
+from reelgate.domain.accounts import ApiKey
 from reelgate.domain.catalogue import MODELS
 from reelgate.domain.ids import is_id, new_id
 from reelgate.domain.money import margin_to_ppm
 from reelgate.domain.pricing import PriceBook
 from reelgate.domain.request import parse_request
-from reelgate.domain.task import TaskState
+from reelgate.domain.task import NewTask, TaskRecord
 from reelgate.errors import NotFound, UpstreamError, UpstreamOutcomeUnknown
 from reelgate.services.destinations import check_callback_url
-from reelgate.store.accounts import ApiKey
 from reelgate.store.database import Database
-from reelgate.store.tasks import NewTask, TaskRecord, TaskStore
+from reelgate.store.tasks import TaskStore
 from reelgate.upstream.provider import Provider
 
 log = logging.getLogger(__name__)
 
-UPSTREAM_CALLBACK_PATH: Final = "/v1/upstream/callbacks"
-"""Where upstreams report finished tasks: ``/v1/upstream/callbacks/{channel}``."""
+CallbackUrls = Callable[[str], str | None]
+"""The address the upstream is to call about a task (None: no callbacks, polling only)."""
 
 
 class TaskService:
@@ -33,6 +34,7 @@ class TaskService:
         settings: Settings,
         prices: PriceBook,
         provider: Provider,
+        callback_urls: CallbackUrls,
     ) -> None:
         self.store = TaskStore(db)
         self.settings = settings
@@ -40,18 +42,14 @@ class TaskService:
         self.provider = provider
         self.channel = provider.channel
         self.margin_ppm = margin_to_ppm(settings.margin(self.channel))
-        self.callback_url = (
-            f"{settings.public_url.rstrip('/')}{UPSTREAM_CALLBACK_PATH}/{self.channel}"
-            if settings.public_url
-            else None
-        )
+        self.callback_urls = callback_urls
 
     async def create(self, key: ApiKey, body: object) -> TaskRecord:
         """Accept a request: the task and its reservation are stored before the upstream is asked,
         so that a crash at any point leaves a task that is either settled or still owed an end."""
         request = parse_request(body)
         if request.callBackUrl is not None:
-            await check_callback_url(request.callBackUrl, self.settings.webhook_allowed_networks)
+            await check_callback_url(request.callBackUrl, self.settings.allowed_networks)
         model = MODELS[request.model]
         now_ms = int(time.time() * 1000)
         quote = self.prices.quote(
@@ -66,29 +64,24 @@ class TaskService:
                 request=request.as_accepted(),
                 channel=self.channel,
                 quote=quote,
+                created_at_ms=now_ms,
                 first_poll_at_ms=now_ms + int(self.settings.engine_first_poll_s * 1000),
                 deadline_at_ms=now_ms + int(self.settings.task_deadline_s * 1000),
             )
         )
         try:
-            # The callback names our task, so that it can find a task whose create went unanswered.
-            callback_url = f"{self.callback_url}?task_id={record.id}" if self.callback_url else None
-            upstream_id = await self.provider.submit(request, callback_url=callback_url)
+            upstream_id = await self.provider.submit(
+                request, callback_url=self.callback_urls(record.id)
+            )
         except UpstreamOutcomeUnknown:
             # The task may be running upstream: keep it, its reservation and the client's 202;
-            # it is reconciled from callbacks or ends at its deadline, never sent twice.
+            # it is found again by its callback or given up in time, never sent twice.
             log.warning("upstream outcome unknown for task %s; not resending", record.id)
             await self.store.record_submission_unknown(record.id)
             return record
         except UpstreamError as exc:
             log.warning("upstream refused task %s (%s fault): %s", record.id, exc.fault, exc)
-            # The client hears of it in the 502 itself: no webhook follows.
-            await self.store.finish(
-                record.id,
-                TaskState.FAIL,
-                error={"code": exc.code, "message": exc.message},
-                notify=False,
-            )
+            await self.store.apply(record.id, lifecycle.on_create_refused(exc.code, exc.message))
             raise
         await self.store.record_upstream_id(record.id, upstream_id)
         return record

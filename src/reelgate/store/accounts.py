@@ -3,60 +3,20 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reelgate.domain.accounts import Account, ApiKey
+from reelgate.domain.changes import KEY
 from reelgate.domain.ids import is_id, new_id
 from reelgate.domain.task import LedgerKind
-from reelgate.domain.webhooks import WEBHOOK_SECRET_OVERLAP_S, new_webhook_secret
+from reelgate.domain.webhooks import new_webhook_secret
 from reelgate.errors import Conflict, NotFound
 from reelgate.store import changes
 from reelgate.store.database import Database
 from reelgate.store.schema import accounts, api_keys, ledger
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    id: str
-    name: str
-    balance_micro_usdc: int
-    reserved_micro_usdc: int
-    created_at: int
-    webhook_secret: str = field(repr=False)
-    previous_webhook_secret: str | None = field(default=None, repr=False)
-    webhook_secret_rotated_at: int | None = None
-
-    def signing_secrets(self, now_s: int) -> tuple[str, ...]:
-        """The secrets that sign its webhooks now: the current one, and for a day after a
-        rotation the one before, so that receivers verifying with either accept them."""
-        if (
-            self.previous_webhook_secret is not None
-            and self.webhook_secret_rotated_at is not None
-            and now_s - self.webhook_secret_rotated_at < WEBHOOK_SECRET_OVERLAP_S
-        ):
-            return (self.webhook_secret, self.previous_webhook_secret)
-        return (self.webhook_secret,)
-
-    @property
-    def available_micro_usdc(self) -> int:
-        return self.balance_micro_usdc - self.reserved_micro_usdc
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    id: str
-    account_id: str
-    prefix: str
-    created_at: int
-    revoked_at: int | None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
 
 # An ApiKey's fields: everything but the hash, which never leaves the store.
 _KEY_COLUMNS = (
@@ -187,7 +147,7 @@ class AccountStore:
                 await conn.execute(
                     api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=revoked_at)
                 )
-                await changes.publish(conn, changes.KEY, row.key_hash)
+                await changes.publish(conn, KEY, row.key_hash)
             return ApiKey(row.id, row.account_id, row.prefix, row.created_at, revoked_at)
 
     async def find_key(self, key_hash: str) -> ApiKey | None:

@@ -22,21 +22,16 @@ import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reelgate.domain.changes import RESYNC, Change
 from reelgate.errors import Unavailable
 from reelgate.store.database import Database
 from reelgate.store.schema import change_events
 
 log = logging.getLogger(__name__)
 
+
 CHANNEL: Final = "reelgate_changes"
-TASK: Final = "task"
-KEY: Final = "key"
-RESYNC: Final = ("*", "*")
-"""Yielded when changes may have been missed: every cached entry must be dropped."""
-
 _KEEP_EVENTS_S: Final = 600
-
-Change = tuple[str, str]
 
 
 async def publish(conn: AsyncConnection, topic: str, ref: str) -> None:
@@ -120,11 +115,6 @@ async def _prune(db: Database) -> None:
         )
 
 
-def _asyncpg_dsn(db: Database) -> str:
-    url = db.engine.url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
-
-
 async def _follow_postgres(db: Database) -> AsyncIterator[Change]:
     queue: asyncio.Queue[Change] = asyncio.Queue()
 
@@ -138,7 +128,7 @@ async def _follow_postgres(db: Database) -> AsyncIterator[Change]:
     first = True
     while True:
         try:
-            listener = await asyncpg.connect(_asyncpg_dsn(db), timeout=10)
+            listener = await asyncpg.connect(db.driver_dsn(), timeout=10)
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("change feed: cannot connect (%s); retrying", exc)
             await asyncio.sleep(1)

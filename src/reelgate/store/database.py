@@ -1,4 +1,4 @@
-"""The engine, and transactions that never surface "database is locked".
+"""The connection pool, and transactions that never surface "database is locked".
 
 On SQLite every write transaction starts with ``BEGIN IMMEDIATE`` and writers in one process take
 turns on an asyncio lock: a transaction that begins as a reader and later writes is the one SQLite
@@ -24,7 +24,7 @@ from reelgate.errors import Unavailable
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def _sqlite_engine(url: str) -> AsyncEngine:
+def _sqlite_pool(url: str) -> AsyncEngine:
     engine = create_async_engine(url, pool_size=8, max_overflow=8, pool_timeout=30)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -47,19 +47,19 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
 
 class Database:
-    """One engine and the two kinds of transaction the rest of the store uses."""
+    """One connection pool and the two kinds of transaction the rest of the store uses."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self.engine = _sqlite_engine(url)
+            self.pool = _sqlite_pool(url)
         else:
             # No pre-ping: it costs a round trip per checkout, and a dead connection already
             # surfaces as Unavailable (503) and is dropped from the pool.
             # Sized for an engine's checks and the API together: connections beyond the pool
             # are opened and closed for each use, a server process forked every time.
-            self.engine = create_async_engine(url, pool_size=20, max_overflow=20)
+            self.pool = create_async_engine(url, pool_size=20, max_overflow=20)
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
@@ -83,7 +83,7 @@ class Database:
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:
         try:
-            async with self.engine.connect() as conn:
+            async with self.pool.connect() as conn:
                 yield conn
         except (OperationalError, OSError, ConnectionError) as exc:
             raise Unavailable("the database is unavailable; try again shortly") from exc
@@ -92,5 +92,10 @@ class Database:
                 raise Unavailable("the database connection was lost; try again") from exc
             raise
 
+    def driver_dsn(self) -> str:
+        """The PostgreSQL address as the bare driver (asyncpg) takes it, password included."""
+        url = self.pool.url.set(drivername="postgresql")
+        return url.render_as_string(hide_password=False)
+
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        await self.pool.dispose()

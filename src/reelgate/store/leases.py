@@ -8,6 +8,9 @@ writer at a time, which gives the same.
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,3 +45,8 @@ def claim(
     if conn.dialect.name == "postgresql":
         picked = picked.with_for_update(skip_locked=True)
     return table.update().where(key.in_(picked.scalar_subquery())).values(**lease)
+
+
+def new_owner() -> str:
+    """A name for one process's leases, unique across hosts and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

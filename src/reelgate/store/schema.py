@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from enum import StrEnum
+
 import sqlalchemy as sa
+
+from reelgate.domain.task import UNFINISHED_STATES, LedgerKind
+from reelgate.domain.webhooks import DeliveryStatus
+
+
+def _one_of(column: str, values: Iterable[StrEnum]) -> str:
+    """``column IN ('a', 'b')``, spelled from an enum so that the values are written once."""
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
 
 metadata = sa.MetaData(
     naming_convention={
@@ -14,7 +26,7 @@ metadata = sa.MetaData(
     }
 )
 
-UNFINISHED_SQL = "state IN ('waiting', 'queuing', 'generating')"
+UNFINISHED_SQL = _one_of("state", UNFINISHED_STATES)
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL wants a 64-bit identity.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -111,7 +123,7 @@ ledger = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("note", sa.String(500), nullable=True),
     sa.CheckConstraint("amount_micro_usdc >= 0", name="non_negative_amount"),
-    sa.CheckConstraint("kind IN ('credit', 'reserve', 'commit', 'release')", name="known_kind"),
+    sa.CheckConstraint(_one_of("kind", LedgerKind), name="known_kind"),
     sa.CheckConstraint(
         "(kind = 'credit') = (task_id IS NULL)", name="task_entries_name_their_task"
     ),
@@ -132,7 +144,7 @@ ledger = sa.Table(
     ),
 )
 
-PENDING_DELIVERY_SQL = "status = 'pending'"
+PENDING_DELIVERY_SQL = f"status = '{DeliveryStatus.PENDING}'"
 
 # The outbox of client webhooks: a row is written in the transaction that ends its task, so a
 # finished task's webhook is never lost, and is retried from here until delivered or given up.

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reelgate.domain.changes import TASK
 from reelgate.domain.ids import new_id
+from reelgate.domain.lifecycle import Advance, CheckOutcome, Decision, Fail, Made, Succeed
 from reelgate.domain.pricing import Quote
 from reelgate.domain.task import (
     FINAL_STATES,
     ORDER,
     BillingStatus,
+    Delivery,
     LedgerKind,
+    MediaFile,
+    NewTask,
     Submission,
+    TaskRecord,
     TaskState,
 )
 from reelgate.domain.webhooks import DeliveryStatus
@@ -29,75 +34,6 @@ from reelgate.store.schema import UNFINISHED_SQL, accounts, ledger, tasks, webho
 
 # Spelled as the partial index ix_tasks_due is, so that both databases use it to find due tasks.
 _UNFINISHED = sa.text(UNFINISHED_SQL)
-
-
-@dataclass(frozen=True, slots=True)
-class MediaFile:
-    """One stored result file; its index in the task's list names it."""
-
-    content_type: str
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """Where the task's webhook stands, once the task has ended."""
-
-    webhook_id: str
-    status: DeliveryStatus
-    attempts: int
-    last_response_code: int | None
-    last_error: str | None
-    next_attempt_at_ms: int | None
-    delivered_at_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
-    id: str
-    account_id: str
-    key_id: str
-    model: str
-    state: TaskState
-    progress: int
-    request: dict[str, Any]
-    result: dict[str, Any] | None
-    error: dict[str, Any] | None
-    channel: str
-    upstream_task_id: str | None
-    submission: Submission
-    billing_status: BillingStatus
-    quote: Quote
-    created_at: int
-    updated_at: int
-    completed_at: int | None
-    polls: int = 0
-    deadline_at_ms: int | None = None
-    state_since_ms: int | None = None
-    origin_urls: tuple[str, ...] | None = None
-    """The upstream's result URLs, once it reported success."""
-    media: tuple[MediaFile, ...] = ()
-    """The stored copies of the result, on success."""
-    delivery: Delivery | None = None
-    """The webhook, when the task has a callBackUrl and has ended (read with the task only)."""
-
-    @property
-    def callback_url(self) -> str | None:
-        url = self.request.get("callBackUrl")
-        return url if isinstance(url, str) else None
-
-
-@dataclass(frozen=True, slots=True)
-class NewTask:
-    id: str
-    account_id: str
-    key_id: str
-    model: str
-    request: dict[str, Any]
-    channel: str
-    quote: Quote
-    first_poll_at_ms: int
-    deadline_at_ms: int
 
 
 # The delivery's columns as read alongside a task, under names that cannot clash with its own.
@@ -131,23 +67,6 @@ def _delivery(row: sa.RowMapping) -> Delivery | None:
 
 def _json_or_none(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """A forward move to a non-final state, or more progress within the current one."""
-
-    state: TaskState
-    progress: int
-
-
-@dataclass(frozen=True, slots=True)
-class CheckOutcome:
-    """What one upstream check decided for a task it leased."""
-
-    task_id: str
-    next_poll_at_ms: int
-    progress: Progress | None = None
 
 
 def _record(row: sa.RowMapping) -> TaskRecord:
@@ -246,18 +165,21 @@ def _advance(conn: AsyncConnection) -> sa.Update:
     )
 
 
-def _advance_params(task_id: str, progress: Progress) -> dict[str, Any]:
-    if progress.state in FINAL_STATES:
+def _advance_params(task_id: str, move: Advance, now_ms: int) -> dict[str, Any]:
+    if move.state in FINAL_STATES:
         raise ValueError("final states are reached through finish()")
-    now_ms = int(time.time() * 1000)
     return {
         "b_id": task_id,
-        "b_state": progress.state.value,
-        "b_rank": ORDER[progress.state],
-        "b_progress": progress.progress,
+        "b_state": move.state.value,
+        "b_rank": ORDER[move.state],
+        "b_progress": move.progress,
         "b_now_ms": now_ms,
         "b_now_s": now_ms // 1000,
     }
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class TaskStore:
@@ -266,7 +188,7 @@ class TaskStore:
 
     async def create(self, new: NewTask) -> TaskRecord:
         """Insert the task and reserve its cost in one transaction, or raise InsufficientBalance."""
-        now = int(time.time())
+        now = new.created_at_ms // 1000
         cost = new.quote.cost_micro_usdc
         async with self.db.write() as conn:
             # One conditional update both checks and holds the money, so concurrent creates on
@@ -310,7 +232,7 @@ class TaskStore:
                     updated_at=now,
                     next_poll_at_ms=new.first_poll_at_ms,
                     deadline_at_ms=new.deadline_at_ms,
-                    state_since_ms=now * 1000,
+                    state_since_ms=new.created_at_ms,
                 )
                 # The row as stored, defaults included, without reading it back.
                 .returning(*tasks.c)
@@ -323,9 +245,11 @@ class TaskStore:
         async with self.db.read() as conn:
             return await _get(conn, task_id)
 
-    async def record_upstream_id(self, task_id: str, upstream_task_id: str) -> None:
+    async def record_upstream_id(self, task_id: str, upstream_task_id: str) -> bool:
+        """The upstream accepted the task under this id: the first id recorded stays. True when
+        this call recorded it."""
         async with self.db.write() as conn:
-            await conn.execute(
+            bound = await conn.execute(
                 tasks.update()
                 .where(tasks.c.id == task_id, tasks.c.upstream_task_id.is_(None))
                 .values(
@@ -334,8 +258,11 @@ class TaskStore:
                     updated_at=int(time.time()),
                 )
             )
+            return bool(bound.rowcount)
 
     async def record_submission_unknown(self, task_id: str) -> None:
+        """The create was sent but its answer never came (or will never come: the process that
+        waited for it died): the task may exist upstream and is never sent again."""
         async with self.db.write() as conn:
             await conn.execute(
                 tasks.update()
@@ -343,45 +270,47 @@ class TaskStore:
                 .values(submission=Submission.UNKNOWN, updated_at=int(time.time()))
             )
 
-    async def finish(
-        self,
-        task_id: str,
-        state: TaskState,
-        *,
-        result: dict[str, Any] | None = None,
-        media: tuple[MediaFile, ...] = (),
-        error: dict[str, Any] | None = None,
-        notify: bool = True,
-    ) -> bool:
+    async def apply(self, task_id: str, decision: Decision | Succeed) -> bool:
+        """Carry out a decision of :mod:`reelgate.domain.lifecycle`; True when it changed the
+        task (False when another caller got there first, or it changes nothing)."""
+        if isinstance(decision, Advance):
+            return await self._advance(task_id, decision)
+        if isinstance(decision, Made):
+            return await self._record_origin(task_id, decision.urls)
+        if isinstance(decision, Fail | Succeed):
+            return await self._finish(task_id, decision)
+        return False
+
+    async def _finish(self, task_id: str, end: Succeed | Fail) -> bool:
         """Move an unfinished task to ``success`` (commit) or ``fail`` (release) and settle it.
 
         The state change is a compare-and-swap: of any number of concurrent callers exactly
         one wins and moves the money, in the same transaction; the others get False. The winner
-        also queues the client's webhook, when the task has a callBackUrl and ``notify`` is set
-        (a create the upstream refused is answered at once instead).
+        also queues the client's webhook, when the task has a callBackUrl and the decision says
+        to notify (a create the upstream refused is answered at once instead).
         """
-        if state not in FINAL_STATES:
-            raise ValueError(f"{state} is not a final state")
-        succeeded = state is TaskState.SUCCESS
-        now = int(time.time())
+        succeeded = isinstance(end, Succeed)
+        now_ms = _now_ms()
+        now = now_ms // 1000
         values: dict[str, Any] = {
-            "state": state,
+            "state": TaskState.SUCCESS if succeeded else TaskState.FAIL,
             "billing_status": BillingStatus.COMMITTED if succeeded else BillingStatus.RELEASED,
             "updated_at": now,
             "completed_at": now,
-            "state_since_ms": int(time.time() * 1000),
+            "state_since_ms": now_ms,
             "next_poll_at_ms": None,
             "lease_owner": None,
             "lease_until_ms": None,
         }
-        if succeeded:
+        if isinstance(end, Succeed):
             values |= {
                 "progress": 100,
-                "result": orjson.dumps(result or {}).decode(),
-                "media": orjson.dumps(media).decode(),
+                "result": orjson.dumps(end.result).decode(),
+                "media": orjson.dumps(end.media).decode(),
             }
         else:
-            values["error"] = orjson.dumps(error or {}).decode()
+            values["error"] = orjson.dumps(end.error).decode()
+        notify = succeeded or (isinstance(end, Fail) and end.notify)
         async with self.db.write() as conn:
             won = (
                 await conn.execute(
@@ -407,7 +336,6 @@ class TaskStore:
             )
             callback_url = orjson.loads(request).get("callBackUrl")
             if notify and callback_url:
-                now_ms = int(time.time() * 1000)
                 await conn.execute(
                     webhook_deliveries.insert().values(
                         task_id=task_id,
@@ -420,30 +348,62 @@ class TaskStore:
                         next_attempt_at_ms=now_ms,
                     )
                 )
-            await changes.publish(conn, changes.TASK, task_id)
+            await changes.publish(conn, TASK, task_id)
             return True
 
-    async def advance(self, task_id: str, progress: Progress) -> bool:
+    async def _advance(self, task_id: str, move: Advance) -> bool:
         """Move an unfinished task forward to a non-final state, or raise its progress within
         its state. A compare-and-swap: states never go back, progress never falls."""
         async with self.db.write() as conn:
-            moved = await conn.execute(_advance(conn), [_advance_params(task_id, progress)])
+            moved = await conn.execute(_advance(conn), [_advance_params(task_id, move, _now_ms())])
             if moved.rowcount:
-                await changes.publish(conn, changes.TASK, task_id)
+                await changes.publish(conn, TASK, task_id)
             return bool(moved.rowcount)
+
+    async def _record_origin(self, task_id: str, urls: tuple[str, ...]) -> bool:
+        """The upstream made the video: keep where it is and make the task due at once, so an
+        engine copies it. True when this call recorded it (the first report wins)."""
+        now_ms = _now_ms()
+        async with self.db.write() as conn:
+            recorded = await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.id == task_id,
+                    _UNFINISHED,
+                    tasks.c.origin_urls.is_(None),
+                )
+                .values(
+                    origin_urls=orjson.dumps(urls).decode(),
+                    next_poll_at_ms=_least(conn, tasks.c.next_poll_at_ms, now_ms),
+                )
+            )
+            return bool(recorded.rowcount)
+
+    async def make_due(self, task_id: str) -> bool:
+        """Check the task as soon as an engine can (its upstream called about it)."""
+        now_ms = _now_ms()
+        async with self.db.write() as conn:
+            updated = await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, _UNFINISHED)
+                .values(next_poll_at_ms=_least(conn, tasks.c.next_poll_at_ms, now_ms))
+            )
+            return bool(updated.rowcount)
 
     async def record_checks(self, owner: str, outcomes: Sequence[CheckOutcome]) -> None:
         """Write what many checks decided, in one transaction: each task's progress (the same
-        compare-and-swap as :meth:`advance`), then when it is next due, giving its lease back.
-        Batching these is what lets one engine keep thousands of tasks checked."""
+        compare-and-swap as an :class:`Advance` applied alone), then when it is next due,
+        giving its lease back. Batching these is what lets one engine keep thousands of tasks
+        checked."""
         if not outcomes:
             return
-        moves = [_advance_params(o.task_id, o.progress) for o in outcomes if o.progress]
+        now_ms = _now_ms()
+        moves = [_advance_params(o.task_id, o.advance, now_ms) for o in outcomes if o.advance]
         async with self.db.write() as conn:
             if moves:
                 await conn.execute(_advance(conn), moves)
                 # Announced whether or not the swap won: a needless refresh is harmless.
-                await changes.publish_many(conn, changes.TASK, [m["b_id"] for m in moves])
+                await changes.publish_many(conn, TASK, [m["b_id"] for m in moves])
             await conn.execute(
                 tasks.update()
                 .where(
@@ -467,7 +427,7 @@ class TaskStore:
         """Lease up to ``limit`` unfinished tasks that are due (see :mod:`.leases`). A leased
         task is due again when its lease ends, so that the task of an engine that died is
         picked up by another."""
-        now_ms = int(time.time() * 1000)
+        now_ms = _now_ms()
         async with self.db.write() as conn:
             leasing = leases.claim(
                 conn,
@@ -486,30 +446,29 @@ class TaskStore:
             rows = await conn.execute(leasing.returning(*tasks.c))
             return [_record(row._mapping) for row in rows]
 
-    async def record_origin(self, task_id: str, urls: tuple[str, ...]) -> bool:
-        """The upstream made the video: keep where it is and make the task due at once, so an
-        engine copies it. True when this call recorded it (the first report wins)."""
-        now_ms = int(time.time() * 1000)
+    async def lease(self, task_id: str, owner: str, lease_ms: int) -> TaskRecord | None:
+        """Lease one unfinished task now, whenever it is due, unless someone holds it: the
+        task, or None. Its schedule stays as it was."""
+        now_ms = _now_ms()
         async with self.db.write() as conn:
-            recorded = await conn.execute(
+            leased = await conn.execute(
                 tasks.update()
                 .where(
                     tasks.c.id == task_id,
                     _UNFINISHED,
-                    tasks.c.origin_urls.is_(None),
+                    sa.or_(tasks.c.lease_until_ms.is_(None), tasks.c.lease_until_ms < now_ms),
                 )
-                .values(
-                    origin_urls=orjson.dumps(urls).decode(),
-                    next_poll_at_ms=_least(conn, tasks.c.next_poll_at_ms, now_ms),
-                )
+                .values(lease_owner=owner, lease_until_ms=now_ms + lease_ms)
+                .returning(*tasks.c)
             )
-            return bool(recorded.rowcount)
+            row = leased.one_or_none()
+            return None if row is None else _record(row._mapping)
 
-    async def by_upstream_id(self, channel: str, upstream_task_id: str) -> TaskRecord | None:
-        async with self.db.read() as conn:
-            task_id = await conn.scalar(
-                sa.select(tasks.c.id).where(
-                    tasks.c.channel == channel, tasks.c.upstream_task_id == upstream_task_id
-                )
+    async def release(self, task_id: str, owner: str) -> None:
+        """Give back a lease taken with :meth:`lease`."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until_ms=None)
             )
-            return None if task_id is None else await _get(conn, task_id)

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from reelgate.domain.accounts import Account
+from reelgate.domain.changes import TASK
 from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.store import changes, leases
-from reelgate.store.accounts import Account
 from reelgate.store.database import Database
 from reelgate.store.schema import PENDING_DELIVERY_SQL, accounts, webhook_deliveries
 
@@ -116,4 +117,4 @@ class WebhookStore:
                 )
             )
             if updated.rowcount:
-                await changes.publish(conn, changes.TASK, task_id)
+                await changes.publish(conn, TASK, task_id)

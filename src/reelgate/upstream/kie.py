@@ -19,10 +19,11 @@ import aiohttp
 import orjson
 
 from reelgate.domain.catalogue import MODELS
+from reelgate.domain.numbers import plain_int
 from reelgate.domain.request import VideoGenerationRequest
 from reelgate.domain.task import TaskState
-from reelgate.errors import InvalidRequest, UpstreamError, UpstreamOutcomeUnknown
-from reelgate.upstream.provider import UpstreamStatus
+from reelgate.domain.upstream import UpstreamStatus
+from reelgate.errors import InvalidRequest, Unauthorized, UpstreamError, UpstreamOutcomeUnknown
 
 CHANNEL: Final = "kie"
 CREATE_PATH: Final = "/api/v1/jobs/createTask"
@@ -161,12 +162,14 @@ def parse_record(data: Mapping[str, Any]) -> UpstreamStatus:
         state = None
     fail_code = data.get("failCode")
     fail_message = data.get("failMsg")
+    callback_url = _json_field(data.get("param")).get("callBackUrl")
     return UpstreamStatus(
         upstream_task_id=task_id,
         state=state,
         result_urls=result_urls,
         fail_code=str(fail_code) if fail_code not in (None, "") else None,
         fail_message=str(fail_message) if fail_message not in (None, "") else None,
+        callback_url=callback_url if isinstance(callback_url, str) else None,
     )
 
 
@@ -272,7 +275,7 @@ class KieProvider:
             raise _unreachable() from exc
         return _data(status, payload)
 
-    def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
+    def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -281,22 +284,28 @@ class KieProvider:
             raise InvalidRequest("body", "the callback body must be a JSON object")
         nested = payload.get("data")
         data: dict[str, Any] = nested if isinstance(nested, dict) else {}
-        if "taskId" not in data and "task_id" not in data and "taskId" in payload:
-            data = {**data, "taskId": payload["taskId"]}
-        status = parse_record(data)
+        task_id = data.get("taskId") or data.get("task_id") or payload.get("taskId")
+        if not isinstance(task_id, str) or not task_id or len(task_id) > 200:
+            raise InvalidRequest("data.taskId", "the callback must name its task in data.taskId")
         if self.hmac_key is not None:
-            self._verify(headers, status.upstream_task_id)
-        return status
+            self._verify(headers, task_id)
+        return task_id
 
     def _verify(self, headers: Mapping[str, str], task_id: str) -> None:
         lowered = {name.lower(): value for name, value in headers.items()}
         timestamp = lowered.get("x-webhook-timestamp", "")
         signature = lowered.get("x-webhook-signature", "")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > CALLBACK_MAX_SKEW_S:
-            raise InvalidRequest("X-Webhook-Timestamp", "missing or stale callback timestamp")
+        sent_at = plain_int(timestamp)
+        if sent_at is None or abs(time.time() - sent_at) > CALLBACK_MAX_SKEW_S:
+            raise Unauthorized(
+                "missing or stale X-Webhook-Timestamp", code="invalid_callback_signature"
+            )
         expected = callback_signature(self.hmac_key or "", task_id, timestamp)
-        if not hmac.compare_digest(expected, signature):
-            raise InvalidRequest("X-Webhook-Signature", "the callback signature does not match")
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            raise Unauthorized(
+                "the callback's X-Webhook-Signature does not match",
+                code="invalid_callback_signature",
+            )
 
 
 def _data(status: int, payload: bytes) -> object:

@@ -1,33 +1,20 @@
-"""The one interface every upstream provider implements."""
+"""The one interface every upstream provider implements (the port); adaptors live beside it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from reelgate.domain.request import VideoGenerationRequest
-from reelgate.domain.task import TaskState
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamStatus:
-    """What the upstream says of a task. ``state`` is None for a state reelgate does not know:
-    such a task is still running, never finished."""
-
-    upstream_task_id: str
-    state: TaskState | None
-    result_urls: tuple[str, ...] = ()
-    fail_code: str | None = None
-    fail_message: str | None = None
-    extra: Mapping[str, object] = field(default_factory=dict)
+from reelgate.domain.upstream import UpstreamStatus
 
 
 class Provider(Protocol):
     """Creates tasks at an upstream and reports on them.
 
     Failures are reelgate's own errors: :class:`~reelgate.errors.UpstreamError` when the upstream
-    refused or failed to create the task (nothing was created, nothing is charged).
+    refused or failed a call (for a create: nothing was created, nothing is charged), and
+    :class:`~reelgate.errors.UpstreamOutcomeUnknown` when a create was sent but not answered.
     """
 
     channel: str
@@ -37,11 +24,12 @@ class Provider(Protocol):
         ...
 
     async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
-        """The task's current state at the upstream."""
+        """The task's current state, in the upstream's own answer."""
         ...
 
-    def read_callback(self, headers: Mapping[str, str], body: bytes) -> UpstreamStatus:
-        """Verify and parse a callback the upstream sent about one of its tasks."""
+    def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
+        """The upstream task id a callback is about, once its signature (when one is
+        configured) checks out. Nothing else in a callback is believed."""
         ...
 
     async def aclose(self) -> None:

@@ -4,6 +4,7 @@ files, and two endpoints of its own for tests (``/sandbox/stats``, ``/sandbox/ta
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -18,6 +19,12 @@ from reelgate.upstream.sandbox.envelope import MESSAGES, envelope, success
 from reelgate.upstream.sandbox.service import KieRefusal, Sandbox
 from reelgate.upstream.sandbox.settings import SandboxSettings
 from reelgate.upstream.sandbox.tasks import now_ms
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the request's client has gone (a GET has no body to wait for first)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _credits(value: float) -> float | int:
@@ -67,7 +74,10 @@ def create_sandbox_app(settings: SandboxSettings) -> Starlette:
             return envelope(401, MESSAGES[401])
         task_id = request.query_params.get("taskId", "")
         with sandbox.polling(task_id):
-            if (faulted := await sandbox.faults.before("record")) is not None:
+            # A request its client abandoned (it timed out) ends here, so that overlapping
+            # polls count only requests whose client still waits for the answer.
+            gone = functools.partial(_disconnected, request)
+            if (faulted := await sandbox.faults.before("record", gone)) is not None:
                 return faulted
             if not task_id:
                 return envelope(400, MESSAGES[400])

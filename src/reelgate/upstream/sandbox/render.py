@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from reelgate.errors import ReelgateError
-
 SHORT_SIDE: Final = {"480p": 480, "720p": 720, "1080p": 1080}
 RATIOS: Final = {
     "1:1": (1, 1),
@@ -43,8 +41,8 @@ _RECIPE: Final = "v2"
 log = logging.getLogger(__name__)
 
 
-class RenderError(ReelgateError):
-    code = "render_failed"
+class RenderError(Exception):
+    """A video the sandbox could not render (the simulator's own, not one of the gateway's)."""
 
 
 def frame_size(resolution: str, aspect_ratio: str) -> tuple[int, int]:

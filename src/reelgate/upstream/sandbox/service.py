@@ -18,7 +18,7 @@ import orjson
 from reelgate.domain.catalogue import MODELS
 from reelgate.domain.pricing import KIE_CREDITS_PER_SECOND
 from reelgate.domain.request import VideoGenerationRequest, parse_request
-from reelgate.errors import InvalidRequest, ReelgateError
+from reelgate.errors import InvalidRequest
 from reelgate.upstream.sandbox.callbacks import Callbacks
 from reelgate.upstream.sandbox.draws import Draws
 from reelgate.upstream.sandbox.faults import Faults
@@ -36,14 +36,14 @@ from reelgate.upstream.sandbox.tasks import (
 _GATEWAY_MODEL = {model.upstream_id: model.id for model in MODELS.values()}
 
 
-class KieRefusal(ReelgateError):
-    """A request KIE would refuse, with the body code it would answer."""
-
-    code = "kie_refusal"
+class KieRefusal(Exception):
+    """A request KIE would refuse, with the body code it would answer. The sandbox's own: it
+    never leaves the simulator, so it is not one of the gateway's errors."""
 
     def __init__(self, body_code: int, message: str) -> None:
         super().__init__(message)
         self.body_code = body_code
+        self.message = message
 
 
 def _validated(body: object) -> VideoGenerationRequest:

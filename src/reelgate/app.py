@@ -1,0 +1,124 @@
+"""The whole gateway assembled: database, upstream, services, engine and HTTP API, wired in the
+app's lifespan, never at import time. ``reelgate serve`` serves :func:`create_app`; ``reelgate
+engine`` runs :func:`run_engine`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from reelgate.api.app import build_api
+from reelgate.api.callbacks import UPSTREAM_CALLBACK_PATH
+from reelgate.api.resources import TaskView
+from reelgate.api.state import ApiState
+from reelgate.config import Settings
+from reelgate.engine.process import EngineProcess
+from reelgate.services.destinations import Reach, origin
+from reelgate.services.wiring import Services, open_services
+from reelgate.store.database import Database
+from reelgate.upstream.provider import Provider
+from reelgate.upstream.wiring import EMBEDDED_SANDBOX_PATH, build_upstream
+
+log = logging.getLogger(__name__)
+
+
+def _callback_base(settings: Settings, channel: str) -> str | None:
+    """Where upstreams reach the callbacks of ``channel``: only with a public address."""
+    if settings.public_url is None:
+        return None
+    return settings.public_url.rstrip("/") + UPSTREAM_CALLBACK_PATH.format(channel=channel)
+
+
+def _reach(settings: Settings, trusted: str | None = None) -> Reach:
+    return Reach(
+        allowed=tuple(settings.allowed_networks),
+        trusted_origins=frozenset({origin(trusted)} if trusted else ()),
+    )
+
+
+def engine_process(
+    services: Services, provider: Provider, trusted_origin: str | None = None
+) -> EngineProcess:
+    """The engine, rendering webhook bodies as the task's owner reads the task."""
+    view = TaskView.of(services.settings, services.link_key)
+    return EngineProcess(
+        services.db,
+        services.settings,
+        provider,
+        lambda record: view.body(record)[0],
+        _reach(services.settings, trusted_origin),
+    )
+
+
+def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
+    """The gateway as an ASGI app. The database must already be migrated (``reelgate migrate``).
+
+    ``provider`` replaces the upstream the settings name (KIE, or the embedded sandbox).
+    """
+    sandbox = None
+    if provider is None:
+        upstream = build_upstream(settings)
+        provider, sandbox = upstream.provider, upstream.sandbox
+        if sandbox is not None and settings.public_url is None:
+            # The embedded sandbox calls back to the gateway it lives in.
+            settings = settings.model_copy(update={"public_url": settings.loopback_url()})
+    # The embedded sandbox serves its videos from the gateway's own address: trusted as it is,
+    # and nothing else on loopback.
+    trusted = settings.loopback_url() if sandbox is not None else None
+    chosen: Provider = provider
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        services = await open_services(
+            settings, db, chosen, _callback_base(settings, chosen.channel)
+        )
+        api = ApiState.of(services)
+        app.state.api = api
+        follower = asyncio.create_task(api.follow_changes(), name="reelgate-change-feed")
+        stop = asyncio.Event()
+        engine_run = None
+        if settings.run_engine:
+            engine = engine_process(services, chosen, trusted)
+            services.callbacks.wake_engine = engine.wake
+            api.engine_loops = tuple(engine.health.values())
+            engine_run = asyncio.create_task(engine.run(stop), name="reelgate-engine")
+        try:
+            yield
+        finally:
+            stop.set()
+            if engine_run is not None:
+                await engine_run
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            await chosen.aclose()
+            if sandbox is not None:
+                await sandbox.state.sandbox.aclose()
+            await db.dispose()
+
+    app, served = build_api(lifespan)
+    if sandbox is not None:
+        app.mount(EMBEDDED_SANDBOX_PATH, sandbox)
+    return served
+
+
+async def run_engine(settings: Settings, stop: asyncio.Event, *, once: bool = False) -> None:
+    """The engine alone, for deployments that split it from the API (``reelgate engine``)."""
+    provider = build_upstream(settings).provider
+    db = Database(settings.database_url)
+    try:
+        services = await open_services(settings, db, provider, None)
+        engine = engine_process(services, provider)
+        if once:
+            await engine.run_once()
+        else:
+            await engine.run(stop)
+    finally:
+        await provider.aclose()
+        await db.dispose()

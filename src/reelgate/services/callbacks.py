@@ -1,0 +1,110 @@
+"""Upstream callbacks: a call that says "look at this task now", never trusted for what it says.
+
+Each task's callback link carries a token only the gateway can make (an HMAC of the task id);
+a call without the right one is refused before anything is read. Even a call with the right
+token is not believed: the task's state and result URLs are read back from the upstream's own
+status answer, through the same decision as a poll, so a forged, duplicated, late or
+out-of-order callback can change nothing the upstream did not say itself.
+
+The read takes the task's lease, as an engine's check does, so a task is never asked about
+twice at once; a task an engine is checking right now is made due again instead, and the
+engine asks once more as soon as its check is over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from reelgate.domain import lifecycle
+from reelgate.domain.ids import is_id
+from reelgate.domain.links import callback_token, verify_callback_token
+from reelgate.domain.task import Submission, TaskRecord
+from reelgate.errors import NotFound, Unauthorized, UpstreamError
+from reelgate.store.leases import new_owner
+from reelgate.store.tasks import TaskStore
+from reelgate.upstream.provider import Provider
+
+log = logging.getLogger(__name__)
+
+
+class CallbackIntake:
+    def __init__(
+        self,
+        store: TaskStore,
+        provider: Provider,
+        key: bytes,
+        base_url: str | None,
+        wake_engine: Callable[[], None] = lambda: None,
+        lease_s: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.owner = new_owner()
+        self.lease_ms = int(lease_s * 1000)
+        self.provider = provider
+        self.key = key
+        self.base_url = base_url
+        """Where upstreams reach this channel's callbacks; None when they cannot (polling)."""
+        self.wake_engine = wake_engine
+        """Tells this process's engine, when it runs one, that a task became due now."""
+
+    def url_for(self, task_id: str) -> str | None:
+        """The callback link the upstream is given for one task."""
+        if self.base_url is None:
+            return None
+        return f"{self.base_url}?task_id={task_id}&token={callback_token(self.key, task_id)}"
+
+    async def receive(
+        self,
+        channel: str,
+        task_id: str,
+        token: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> bool:
+        """Handle one callback; True when the task changed."""
+        if channel != self.provider.channel:
+            raise NotFound(f"no upstream channel {channel[:40]!r}")
+        if not (is_id("task", task_id) and verify_callback_token(self.key, task_id, token)):
+            raise Unauthorized("this callback link is not valid", code="invalid_callback_token")
+        named = self.provider.read_callback(headers, body)
+        task = await self.store.lease(task_id, self.owner, self.lease_ms)
+        if task is None:
+            # Ended, or being checked right now: the check under way is followed by another.
+            await self.store.make_due(task_id)
+            self.wake_engine()
+            return False
+        try:
+            return await self._look(task, named)
+        finally:
+            await self.store.release(task.id, self.owner)
+
+    async def _look(self, task: TaskRecord, named: str) -> bool:
+        try:
+            if task.upstream_task_id is None:
+                # A create whose answer never came: the upstream's own record must name this
+                # task before its id is taken as this task's.
+                status = await self.provider.fetch_status(named)
+                if not lifecycle.may_bind(task, status):
+                    log.warning("callback for task %s names an upstream task not its own", task.id)
+                    return False
+                if await self.store.record_upstream_id(task.id, status.upstream_task_id):
+                    log.info("task %s found again upstream by its callback", task.id)
+                task = dataclasses.replace(
+                    task, upstream_task_id=status.upstream_task_id, submission=Submission.ACCEPTED
+                )
+            else:
+                status = await self.provider.fetch_status(task.upstream_task_id)
+        except UpstreamError as exc:
+            # The upstream cannot say now: an engine asks again as soon as it can.
+            log.info("callback for task %s: the upstream could not be asked (%s)", task.id, exc)
+            await self.store.make_due(task.id)
+            self.wake_engine()
+            return False
+        decision = lifecycle.on_status(task, status, int(time.time() * 1000))
+        changed = await self.store.apply(task.id, decision)
+        if isinstance(decision, lifecycle.Made) and changed:
+            self.wake_engine()  # a success waits for an engine to copy its video: start it now
+        return changed

@@ -1,0 +1,70 @@
+"""The services one running gateway process holds, opened once at start."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from reelgate.config import Settings
+from reelgate.domain.changes import Change
+from reelgate.domain.pricing import PriceBook
+from reelgate.services.accounts import AccountService, hash_secret
+from reelgate.services.callbacks import CallbackIntake
+from reelgate.services.signing import media_signing_key
+from reelgate.services.tasks import TaskService
+from reelgate.services.videos import Videos
+from reelgate.store import changes, meta
+from reelgate.store.database import Database
+from reelgate.store.media import MediaFiles
+from reelgate.store.tasks import TaskStore
+from reelgate.upstream.provider import Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    prices: PriceBook
+    accounts: AccountService
+    tasks: TaskService
+    callbacks: CallbackIntake
+    videos: Videos
+    admin_token_hash: str | None
+    """The admin API's token, as its hash; None disables the admin API."""
+    link_key: bytes
+    """Signs links to stored videos."""
+
+    async def follow_changes(self) -> AsyncIterator[Change]:
+        """Every change any process commits from now on (see :mod:`reelgate.store.changes`)."""
+        async for change in changes.follow(self.db, self.settings.change_poll_interval_s):
+            yield change
+
+
+async def open_services(
+    settings: Settings, db: Database, provider: Provider, callback_base: str | None
+) -> Services:
+    """The services, with the keys the gateway keeps read from the database (or made there on
+    first start). ``callback_base`` is where upstreams reach this channel's callbacks."""
+    link_key = await media_signing_key(db, settings)
+    admin_token_hash = (
+        hash_secret(settings.admin_token)
+        if settings.admin_token
+        else await meta.get(db, meta.ADMIN_TOKEN_HASH)
+    )
+    callback_key = hmac.new(link_key, b"upstream callbacks", hashlib.sha256).digest()
+    prices = PriceBook(settings.prices)
+    store = TaskStore(db)
+    callbacks = CallbackIntake(store, provider, callback_key, callback_base)
+    return Services(
+        settings=settings,
+        db=db,
+        prices=prices,
+        accounts=AccountService(db),
+        tasks=TaskService(db, settings, prices, provider, callbacks.url_for),
+        callbacks=callbacks,
+        videos=Videos(store, MediaFiles(settings.media_dir), link_key),
+        admin_token_hash=admin_token_hash,
+        link_key=link_key,
+    )

@@ -1,0 +1,252 @@
+"""Upstream callbacks are hostile until checked: a call without its task's token is refused,
+and even a call with it only makes the gateway look at the upstream's own answer. Result URLs
+are fetched only from addresses the gateway may reach."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from reelgate.config import Settings
+from reelgate.upstream.kie import KieProvider, callback_signature
+from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory, free_port
+from tests.integration.engine_helpers import FAST_ENGINE, TEXT, audit_passes, create, until_final
+from tests.sandbox_support import kie_client, serve
+
+CALLBACK_PATH = "/v1/upstream/callbacks/kie"
+
+
+@contextmanager
+def secret_server() -> Iterator[tuple[str, list[str]]]:
+    """An internal service on loopback that the gateway must never be made to read."""
+    seen: list[str] = []
+
+    async def secret(request: Request) -> PlainTextResponse:
+        seen.append(request.url.path)
+        return PlainTextResponse("the operator's secret")
+
+    with serve(Starlette(routes=[Route("/secret.txt", secret)])) as base:
+        yield f"{base}/secret.txt", seen
+
+
+def _forged(upstream_id: str, state: str, urls: list[str] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"taskId": upstream_id, "state": state, "failCode": "", "failMsg": ""}
+    if urls is not None:
+        data["resultJson"] = orjson.dumps({"resultUrls": urls}).decode()
+    if state == "fail":
+        data |= {"failCode": "500", "failMsg": "forged"}
+    return {"code": 200, "msg": "success", "data": data}
+
+
+async def _callback_link(sandbox: str, upstream_id: str) -> tuple[str, dict[str, str]]:
+    """The callback link the gateway gave the upstream for a task: path and query."""
+    async with kie_client(sandbox) as kie:
+        detail = (await kie.get(f"/sandbox/tasks/{upstream_id}")).json()["data"]
+    link = orjson.loads(detail["param"])["callBackUrl"]
+    parts = urlsplit(link)
+    return parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
+
+
+async def _upstream_id(gateway: RunningGateway, task_id: str) -> str:
+    """The upstream's id for a task: it never leaves the gateway, so it is read from the
+    database."""
+    engine = create_async_engine(gateway.settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            value = await conn.scalar(
+                sa.text("SELECT upstream_task_id FROM tasks WHERE id = :id"), {"id": task_id}
+            )
+    finally:
+        await engine.dispose()
+    assert isinstance(value, str)
+    return value
+
+
+@pytest.fixture
+def slow_upstream(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> tuple[RunningGateway, str]:
+    """A gateway whose tasks stay in progress at the sandbox for a minute, with callbacks."""
+    sandbox = start_sandbox(generating_s=60)
+    port = free_port()
+    gateway = start_gateway(
+        provider=KieProvider(sandbox, SANDBOX_KEY),
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        **FAST_ENGINE,
+    )
+    return gateway, sandbox
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"task_id": "{task_id}"},
+        {"task_id": "{task_id}", "token": "forged"},
+        {"task_id": "{task_id}", "token": ""},
+        {"task_id": "{task_id}", "token": "\u00e9t\u00e9"},
+        {"task_id": "{other_id}", "token": "{token}"},
+        {"task_id": "not-a-task", "token": "{token}"},
+    ],
+    ids=[
+        "no-query",
+        "no-token",
+        "forged-token",
+        "empty-token",
+        "non-ascii-token",
+        "another-tasks-id",
+        "not-an-id",
+    ],
+)
+async def test_a_callback_without_its_tasks_token_is_refused_and_changes_nothing(
+    slow_upstream: tuple[RunningGateway, str], query: dict[str, str]
+) -> None:
+    gateway, sandbox = slow_upstream
+    key = await gateway.account_with_key("target", credit_usd="10")
+    async with gateway.client(key) as client:
+        task_id, other_id = await asyncio.gather(create(client, TEXT), create(client, TEXT))
+        upstream_id = await _upstream_id(gateway, task_id)
+        _, real = await _callback_link(sandbox, upstream_id)
+        filled = {
+            name: value.format(task_id=task_id, other_id=other_id, token=real["token"])
+            for name, value in query.items()
+        }
+        answer = await client.post(CALLBACK_PATH, params=filled, json=_forged(upstream_id, "fail"))
+        task = (await client.get(f"/v1/tasks/{task_id}")).json()
+    assert answer.status_code in (400, 401), answer.text
+    body = answer.json()
+    assert set(body) == {"error", "message", "type", "code", "param"}
+    assert task["state"] != "fail"
+    assert task["billing"]["status"] == "reserved"
+
+
+async def test_a_forged_success_with_a_valid_token_is_not_believed_nor_its_url_fetched(
+    slow_upstream: tuple[RunningGateway, str],
+) -> None:
+    gateway, sandbox = slow_upstream
+    key = await gateway.account_with_key("victim", credit_usd="10")
+    with secret_server() as (secret_url, seen):
+        async with gateway.client(key) as client:
+            task_id = await create(client, TEXT)
+            upstream_id = await _upstream_id(gateway, task_id)
+            path, query = await _callback_link(sandbox, upstream_id)
+            answer = await client.post(
+                path, params=query, json=_forged(upstream_id, "success", [secret_url])
+            )
+            await asyncio.sleep(1)  # time for an engine to have (wrongly) fetched it
+            task = (await client.get(f"/v1/tasks/{task_id}")).json()
+            content = await client.get(f"/v1/tasks/{task_id}/content/0")
+    assert answer.status_code == 200, answer.text
+    # It may have moved the task on, as far as the upstream itself says: not to its end.
+    assert task["state"] in ("waiting", "queuing", "generating")
+    assert task["billing"]["status"] == "reserved"
+    assert task["result"] == {}
+    assert content.status_code == 404
+    assert seen == [], "the gateway read an internal address"
+
+
+async def test_a_forged_fail_with_a_valid_token_releases_nothing(
+    slow_upstream: tuple[RunningGateway, str],
+) -> None:
+    gateway, sandbox = slow_upstream
+    key = await gateway.account_with_key("victim", credit_usd="10")
+    async with gateway.client(key) as client:
+        task_id = await create(client, TEXT)
+        upstream_id = await _upstream_id(gateway, task_id)
+        path, query = await _callback_link(sandbox, upstream_id)
+        answer = await client.post(path, params=query, json=_forged(upstream_id, "fail"))
+        task = (await client.get(f"/v1/tasks/{task_id}")).json()
+    assert answer.status_code == 200, answer.text
+    assert (task["state"], task["billing"]["status"]) != ("fail", "released")
+    assert task["billing"]["status"] == "reserved"
+    await audit_passes(gateway)
+
+
+async def test_with_a_signing_key_set_an_unsigned_callback_is_refused_even_with_its_token(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    sandbox = start_sandbox(generating_s=60, hmac_key="kie-hmac")
+    port = free_port()
+    gateway = start_gateway(
+        provider=KieProvider(sandbox, SANDBOX_KEY, hmac_key="kie-hmac"),
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+    )
+    key = await gateway.account_with_key("signed", credit_usd="10")
+    async with gateway.client(key) as client:
+        task_id = await create(client, TEXT)
+        upstream_id = await _upstream_id(gateway, task_id)
+        path, query = await _callback_link(sandbox, upstream_id)
+        unsigned = await client.post(path, params=query, json=_forged(upstream_id, "fail"))
+        stamp = str(int(time.time()))
+        signed = await client.post(
+            path,
+            params=query,
+            json=_forged(upstream_id, "fail"),
+            headers={
+                "X-Webhook-Timestamp": stamp,
+                "X-Webhook-Signature": callback_signature("kie-hmac", upstream_id, stamp),
+            },
+        )
+    assert unsigned.status_code == 401
+    assert unsigned.json()["code"] == "invalid_callback_signature"
+    assert signed.status_code == 200, signed.text
+
+
+async def test_result_urls_on_loopback_are_never_fetched_unless_the_operator_allows_them(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    with secret_server() as (secret_url, seen):
+        # An upstream that reports its results at an internal address.
+        base = secret_url.removesuffix("/secret.txt")
+        sandbox = start_sandbox(public_base_url=base)
+        gateway = start_gateway(
+            provider=KieProvider(sandbox, SANDBOX_KEY), task_deadline_s=3, **FAST_ENGINE
+        )
+        key = await gateway.account_with_key("careful", credit_usd="10")
+        async with gateway.client(key) as client:
+            final = (await until_final(client, await create(client, TEXT)))[-1]
+    assert (final["state"], final["billing"]["status"]) == ("fail", "released")
+    assert final["error"]["code"] == "result_unavailable"
+    assert seen == []
+    await audit_passes(gateway)
+
+
+async def test_the_old_name_of_the_allowed_networks_setting_is_still_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REELGATE_WEBHOOK_ALLOWED_NETWORKS", '["10.9.0.0/16"]')
+    assert [str(n) for n in Settings().allowed_networks] == ["10.9.0.0/16"]
+    monkeypatch.setenv("REELGATE_ALLOWED_NETWORKS", '["10.8.0.0/16"]')
+    assert [str(n) for n in Settings().allowed_networks] == ["10.8.0.0/16"]
+
+
+async def test_a_sandbox_on_loopback_works_once_its_network_is_allowed(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    sandbox = start_sandbox()
+    gateway = start_gateway(
+        provider=KieProvider(sandbox, SANDBOX_KEY),
+        allowed_networks=["127.0.0.0/8"],
+        **FAST_ENGINE,
+    )
+    key = await gateway.account_with_key("operator", credit_usd="10")
+    async with gateway.client(key) as client:
+        final = (await until_final(client, await create(client, TEXT)))[-1]
+        video = await client.get(final["result"]["data"][0]["url"])
+    assert final["state"] == "success"
+    assert video.content[4:8] == b"ftyp"
