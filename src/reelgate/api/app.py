@@ -12,13 +12,13 @@ from fastapi.openapi.utils import get_openapi
 
 import reelgate
 from reelgate.api import admin, callbacks, content, errors, events, public, webhooks
-from reelgate.api.fastpath import PollFastPath
+from reelgate.api.hot_paths import HotPaths
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def build_api(lifespan: Lifespan) -> tuple[FastAPI, PollFastPath]:
-    """The FastAPI app, and the ASGI app to serve: the app behind the poll fast path.
+def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
+    """The FastAPI app, and the ASGI app to serve: the app behind the hot paths.
     ``lifespan`` must set ``app.state.api`` (an :class:`~reelgate.api.state.ApiState`)."""
     app = FastAPI(
         title="reelgate",
@@ -39,7 +39,10 @@ def build_api(lifespan: Lifespan) -> tuple[FastAPI, PollFastPath]:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                routes=[*app.routes, *public.create_router.routes],
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(public.request_schema_components())
@@ -53,4 +56,4 @@ def build_api(lifespan: Lifespan) -> tuple[FastAPI, PollFastPath]:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app, PollFastPath(app)
+    return app, HotPaths(app)

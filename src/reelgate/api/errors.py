@@ -96,6 +96,14 @@ def _internal() -> Response:
     )
 
 
+def answer(exc: Exception) -> Response:
+    """The error answer for anything raised while serving a request."""
+    if isinstance(exc, errors.ReelgateError):
+        return _from_reelgate(exc)
+    log.error("unexpected error", exc_info=exc)
+    return _internal()
+
+
 async def _reelgate_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.ReelgateError)
     return _from_reelgate(exc)
@@ -111,20 +119,24 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     return _from_reelgate(errors.InvalidRequest(param, f"{param}: {first.get('msg', 'invalid')}"))
 
 
+def method_not_allowed(allowed: str) -> Response:
+    response = error_response(
+        405,
+        "method_not_allowed",
+        "invalid_request_error",
+        "method_not_allowed",
+        "this method is not allowed on this route",
+    )
+    response.headers["allow"] = allowed
+    return response
+
+
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         return error_response(404, "not_found", "not_found_error", "not_found", "no such route")
     if exc.status_code == 405:
-        response = error_response(
-            405,
-            "method_not_allowed",
-            "invalid_request_error",
-            "method_not_allowed",
-            "this method is not allowed on this route",
-        )
-        response.headers.update(exc.headers or {})
-        return response
+        return method_not_allowed((exc.headers or {}).get("Allow", ""))
     return error_response(exc.status_code, "error", "api_error", "http_error", str(exc.detail))
 
 

@@ -137,3 +137,28 @@ class NewTask:
     created_at_ms: int
     first_poll_at_ms: int
     deadline_at_ms: int
+
+    def as_stored(self) -> TaskRecord:
+        """The task as it reads right after it was stored: waiting, nothing sent yet."""
+        created_at = self.created_at_ms // 1000
+        return TaskRecord(
+            id=self.id,
+            account_id=self.account_id,
+            key_id=self.key_id,
+            model=self.model,
+            state=TaskState.WAITING,
+            progress=0,
+            request=self.request,
+            result=None,
+            error=None,
+            channel=self.channel,
+            upstream_task_id=None,
+            submission=Submission.PENDING,
+            billing_status=BillingStatus.RESERVED,
+            quote=self.quote,
+            created_at=created_at,
+            updated_at=created_at,
+            completed_at=None,
+            deadline_at_ms=self.deadline_at_ms,
+            state_since_ms=self.created_at_ms,
+        )

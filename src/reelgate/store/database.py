@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from reelgate.errors import Unavailable
+from reelgate.store.lanes import PostgresLane, SqliteLane
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -61,6 +62,12 @@ class Database:
             # are opened and closed for each use, a server process forked every time.
             self.pool = create_async_engine(url, pool_size=20, max_overflow=20)
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
+        self.lane: PostgresLane | SqliteLane = (
+            SqliteLane(self.pool.url.database or "")
+            if self.is_sqlite
+            else PostgresLane(self.driver_dsn())
+        )
+        """The bare driver, for the create path (see :mod:`.lanes`)."""
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -98,4 +105,5 @@ class Database:
         return url.render_as_string(hide_password=False)
 
     async def dispose(self) -> None:
+        await self.lane.close()
         await self.pool.dispose()

@@ -27,8 +27,7 @@ from reelgate.domain.task import (
     TaskState,
 )
 from reelgate.domain.webhooks import DeliveryStatus
-from reelgate.errors import InsufficientBalance
-from reelgate.store import changes, leases
+from reelgate.store import accepting, changes, leases
 from reelgate.store.database import Database
 from reelgate.store.schema import UNFINISHED_SQL, accounts, ledger, tasks, webhook_deliveries
 
@@ -187,59 +186,10 @@ class TaskStore:
         self.db = db
 
     async def create(self, new: NewTask) -> TaskRecord:
-        """Insert the task and reserve its cost in one transaction, or raise InsufficientBalance."""
-        now = new.created_at_ms // 1000
-        cost = new.quote.cost_micro_usdc
-        async with self.db.write() as conn:
-            # One conditional update both checks and holds the money, so concurrent creates on
-            # one account can never reserve more than it has, on either database.
-            reserved = await conn.execute(
-                accounts.update()
-                .where(
-                    accounts.c.id == new.account_id,
-                    accounts.c.balance_micro_usdc - accounts.c.reserved_micro_usdc >= cost,
-                )
-                .values(reserved_micro_usdc=accounts.c.reserved_micro_usdc + cost)
-            )
-            if reserved.rowcount != 1:
-                available = await conn.scalar(
-                    sa.select(accounts.c.balance_micro_usdc - accounts.c.reserved_micro_usdc).where(
-                        accounts.c.id == new.account_id
-                    )
-                )
-                raise InsufficientBalance(
-                    f"this task costs {cost} micro-USDC but the account has {available or 0} "
-                    "micro-USDC available"
-                )
-            inserted = await conn.execute(
-                tasks.insert()
-                .values(
-                    id=new.id,
-                    account_id=new.account_id,
-                    key_id=new.key_id,
-                    model=new.model,
-                    state=TaskState.WAITING,
-                    progress=0,
-                    request=orjson.dumps(new.request).decode(),
-                    channel=new.channel,
-                    billing_status=BillingStatus.RESERVED,
-                    tier=new.quote.tier,
-                    price_per_second_micro_usdc=new.quote.price_per_second_micro_usdc,
-                    duration=new.quote.duration,
-                    margin_ppm=new.quote.margin_ppm,
-                    cost_micro_usdc=cost,
-                    created_at=now,
-                    updated_at=now,
-                    next_poll_at_ms=new.first_poll_at_ms,
-                    deadline_at_ms=new.deadline_at_ms,
-                    state_since_ms=new.created_at_ms,
-                )
-                # The row as stored, defaults included, without reading it back.
-                .returning(*tasks.c)
-            )
-            record = _record(inserted.one()._mapping)
-            await _ledger_entry(conn, new.account_id, new.id, LedgerKind.RESERVE, cost, now)
-        return record
+        """Insert the task and reserve its cost in one transaction, or raise InsufficientBalance
+        (see :mod:`.accepting`)."""
+        await accepting.insert(self.db.lane, new)
+        return new.as_stored()
 
     async def get(self, task_id: str) -> TaskRecord | None:
         async with self.db.read() as conn:
@@ -247,18 +197,8 @@ class TaskStore:
 
     async def record_upstream_id(self, task_id: str, upstream_task_id: str) -> bool:
         """The upstream accepted the task under this id: the first id recorded stays. True when
-        this call recorded it."""
-        async with self.db.write() as conn:
-            bound = await conn.execute(
-                tasks.update()
-                .where(tasks.c.id == task_id, tasks.c.upstream_task_id.is_(None))
-                .values(
-                    upstream_task_id=upstream_task_id,
-                    submission=Submission.ACCEPTED,
-                    updated_at=int(time.time()),
-                )
-            )
-            return bool(bound.rowcount)
+        this call recorded it (see :mod:`.accepting`)."""
+        return await accepting.accept(self.db.lane, task_id, upstream_task_id, int(time.time()))
 
     async def record_submission_unknown(self, task_id: str) -> None:
         """The create was sent but its answer never came (or will never come: the process that
