@@ -38,7 +38,8 @@ def secret_server() -> Iterator[tuple[str, list[str]]]:
         seen.append(request.url.path)
         return PlainTextResponse("the operator's secret")
 
-    with serve(Starlette(routes=[Route("/secret.txt", secret)])) as base:
+    # Every path answers, and every request is counted, whatever it asks for.
+    with serve(Starlette(routes=[Route("/{path:path}", secret)])) as base:
         yield f"{base}/secret.txt", seen
 
 

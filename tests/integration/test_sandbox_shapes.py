@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -310,3 +311,32 @@ async def test_stats_count_creates_polls_per_task_and_credit_calls(
     assert counts["credit_calls"] == 1
     assert counts["polls"] == {first: 3, second: 1}
     assert counts["overlapping_polls"] == 0
+
+
+async def _poll_giving_up_after(base: str, task_id: str, seconds: float) -> None:
+    """A recordInfo call whose client gives up (closes its connection) after ``seconds``."""
+    async with kie_client(base) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/api/v1/jobs/recordInfo", params={"taskId": task_id}, timeout=seconds)
+
+
+async def test_overlapping_polls_count_only_requests_whose_client_still_waits(
+    start_sandbox: SandboxFactory,
+) -> None:
+    # Every status call hangs for 5 s: only the client's patience ends one.
+    base = start_sandbox(hang_s=5, faults={"record": {"timeout": 1.0}})
+    async with kie_client(base) as client:
+        task_id = await create(client)
+    # One after another: the first was abandoned before the second came. No overlap.
+    await _poll_giving_up_after(base, task_id, 0.3)
+    await asyncio.sleep(0.1)
+    await _poll_giving_up_after(base, task_id, 0.3)
+    async with kie_client(base) as client:
+        after_sequential = (await stats(client))["overlapping_polls"]
+    # Side by side: both clients wait at once. One overlap.
+    await asyncio.gather(
+        _poll_giving_up_after(base, task_id, 0.5), _poll_giving_up_after(base, task_id, 0.5)
+    )
+    async with kie_client(base) as client:
+        after_concurrent = (await stats(client))["overlapping_polls"]
+    assert (after_sequential, after_concurrent) == (0, 1)
