@@ -13,10 +13,15 @@ from pydantic import AliasChoices, Field, IPvAnyNetwork, SecretStr, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reelgate.domain.lifecycle import Schedule
-from reelgate.domain.money import MICRO_PER_UNIT
+from reelgate.domain.money import MAX_MARGIN, MAX_PRICE_PER_SECOND_MICRO_USDC
+from reelgate.domain.pricing import PriceBook
 
-# Per-second tier overrides: {"seedance-2": {"720p_no_video": 205000}}.
-PriceOverrides = dict[str, dict[str, Annotated[int, Field(ge=0)]]]
+# Per-second tier overrides in micro-USDC: {"seedance-2": {"720p_no_video": 205000}}.
+PriceOverrides = dict[
+    str, dict[str, Annotated[int, Field(ge=0, le=MAX_PRICE_PER_SECOND_MICRO_USDC)]]
+]
+# A multiplier on the upstream's price: positive, exact in parts per million, at most MAX_MARGIN.
+Margin = Annotated[Decimal, Field(gt=0, le=MAX_MARGIN, decimal_places=6)]
 
 
 class Settings(BaseSettings):
@@ -38,7 +43,7 @@ class Settings(BaseSettings):
 
     recommended_poll_interval_ms: int = Field(default=5000, ge=100)
 
-    channel_margins: dict[str, Decimal] = Field(default_factory=lambda: {"kie": Decimal(1)})
+    channel_margins: dict[str, Margin] = Field(default_factory=lambda: {"kie": Decimal(1)})
     """Multiplier on the per-second tier price, per channel (1.25 = 25 % over cost)."""
 
     prices: PriceOverrides = Field(default_factory=dict)
@@ -122,15 +127,13 @@ class Settings(BaseSettings):
                 return driver + url[len(plain) :]
         return url
 
-    @field_validator("channel_margins")
+    @field_validator("prices")
     @classmethod
-    def _positive_exact_margins(cls, margins: dict[str, Decimal]) -> dict[str, Decimal]:
-        for channel, margin in margins.items():
-            if margin <= 0 or (margin * MICRO_PER_UNIT) % 1:
-                raise ValueError(
-                    f"margin for channel {channel!r} must be positive with at most 6 decimals"
-                )
-        return margins
+    def _known_tiers(cls, prices: PriceOverrides) -> PriceOverrides:
+        # The price book refuses unknown models and tiers: asked now, a typo stops the start
+        # with this setting named, instead of failing later inside the gateway.
+        PriceBook(prices)
+        return prices
 
     def loopback_url(self) -> str:
         """The gateway's own address, as a process on this machine reaches it."""

@@ -26,15 +26,23 @@ class CliResult:
     stderr: str
 
 
-def cli_env(database_url: str) -> dict[str, str]:
-    """The test process's environment without any REELGATE_* setting but the database."""
+def cli_env(database_url: str, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment without any REELGATE_* setting but the database and
+    ``settings``."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("REELGATE_")}
     env["REELGATE_DATABASE_URL"] = database_url
+    env.update(settings or {})
     return env
 
 
-async def run_cli(database_url: str, *args: str, cwd: Path | None = None) -> CliResult:
-    """Run ``reelgate ARGS`` against the database; killed if it outlasts CLI_TIMEOUT_S."""
+async def run_cli(
+    database_url: str,
+    *args: str,
+    cwd: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+) -> CliResult:
+    """Run ``reelgate ARGS`` against the database, with REELGATE_* ``settings`` besides; killed
+    if it outlasts CLI_TIMEOUT_S."""
     assert REELGATE.exists(), f"the reelgate console script is not installed at {REELGATE}"
     proc = await asyncio.create_subprocess_exec(
         str(REELGATE),
@@ -42,7 +50,7 @@ async def run_cli(database_url: str, *args: str, cwd: Path | None = None) -> Cli
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=cli_env(database_url),
+        env=cli_env(database_url, settings),
         cwd=cwd,
     )
     try:

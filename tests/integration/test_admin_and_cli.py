@@ -212,6 +212,38 @@ async def test_admin_bad_credit_is_400_naming_usd_and_credits_nothing(
     assert len(await sql(database_url, "SELECT * FROM ledger")) == 1
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"{", b'{"usd": "1",}', b'{"usd": ' + b"9" * 5000 + b"}", b'{"usd": "\xff"}'],
+    ids=["truncated", "trailing-comma", "number-too-long-to-read", "not-utf-8"],
+)
+async def test_admin_body_that_cannot_be_read_as_json_is_400_naming_the_body(
+    gateway: RunningGateway, database_url: str, content: bytes
+) -> None:
+    await create_account(gateway, "studio", "2")
+    async with gateway.admin() as admin:
+        answer = await admin.post(
+            "/admin/accounts/studio/credits",
+            content=content,
+            headers={"content-type": "application/json"},
+        )
+    assert_error(answer, 400, "bad_request", "body")
+    assert answer.json()["type"] == "invalid_request_error"
+    assert len(await sql(database_url, "SELECT * FROM ledger")) == 1
+
+
+@pytest.mark.parametrize("amount", [1.5, None, True], ids=["float", "null", "boolean"])
+async def test_admin_amount_of_another_type_is_400_saying_both_accepted_types(
+    gateway: RunningGateway, amount: object
+) -> None:
+    await create_account(gateway, "studio", "2")
+    async with gateway.admin() as admin:
+        answer = await admin.post("/admin/accounts/studio/credits", json={"usd": amount})
+    assert_error(answer, 400, "bad_request", "usd")
+    assert "valid string" in answer.json()["message"]
+    assert "valid integer" in answer.json()["message"]
+
+
 async def test_admin_credit_adds_to_the_balance_with_a_ledger_entry_and_its_note(
     gateway: RunningGateway, database_url: str
 ) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 import pytest
@@ -94,3 +94,134 @@ async def test_accounts_made_before_webhooks_get_a_secret_of_their_own(
         await engine.dispose()
     assert len(secrets) == len(set(secrets)) == 2
     assert all(secret.startswith("whsec_") and len(secret) > 40 for secret in secrets)
+
+
+# 0005: the money bounds
+
+# Rows as a database at 0004 may hold them: an account with a credit and a reserved task.
+ROWS_AT_0004: Final = (
+    "INSERT INTO accounts (id, name, balance_micro_usdc, reserved_micro_usdc, created_at, "
+    "webhook_secret) VALUES ('acct_1', 'studio', 10000000, 825000, 1, 'whsec_x')",
+    "INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at) "
+    "VALUES ('key_1', 'acct_1', 'hash', 'rg_x', 1)",
+    "INSERT INTO tasks (id, account_id, key_id, model, state, request, channel, billing_status, "
+    "tier, price_per_second_micro_usdc, duration, margin_ppm, cost_micro_usdc, created_at, "
+    "updated_at) VALUES ('task_1', 'acct_1', 'key_1', 'seedance-2-fast', 'waiting', '{}', 'kie', "
+    "'reserved', '720p_no_video', 165000, 5, 1000000, 825000, 1, 1)",
+    "INSERT INTO ledger (account_id, task_id, kind, amount_micro_usdc, created_at, note) "
+    "VALUES ('acct_1', NULL, 'credit', 10000000, 1, 'opening credit')",
+    "INSERT INTO ledger (account_id, task_id, kind, amount_micro_usdc, created_at) "
+    "VALUES ('acct_1', 'task_1', 'reserve', 825000, 1)",
+)
+TABLES: Final = ("accounts", "api_keys", "tasks", "ledger", "webhook_deliveries", "meta")
+
+
+async def _execute(url: str, *statements: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def _snapshot(url: str) -> dict[str, list[Any]]:
+    """Every row of reelgate's tables, every table's name, and the definition of every index
+    and trigger."""
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+        objects = (
+            "SELECT type, name, CASE type WHEN 'table' THEN '' ELSE sql END FROM sqlite_master"
+        )
+    else:
+        objects = (
+            "SELECT 'table', tablename, '' FROM pg_tables WHERE schemaname = 'public' UNION ALL "
+            "SELECT 'index', indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+            "UNION ALL SELECT 'trigger', tgname, pg_get_triggerdef(oid) FROM pg_trigger "
+            "WHERE NOT tgisinternal"
+        )
+    try:
+        async with engine.connect() as conn:
+            snapshot = {
+                table: [tuple(row) for row in await conn.execute(sa.text(f"SELECT * FROM {table}"))]
+                for table in TABLES
+            }
+            snapshot["objects"] = sorted(tuple(row) for row in await conn.execute(sa.text(objects)))
+            snapshot["version"] = list(
+                (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).all()
+            )
+    finally:
+        await engine.dispose()
+    return snapshot
+
+
+async def test_money_bounds_keep_existing_rows_indexes_and_triggers_unchanged(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0004")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    before = await _snapshot(empty_database_url)
+    await upgrade_async(empty_database_url)
+    after = await _snapshot(empty_database_url)
+    assert after.pop("version") == [("0005",)]
+    before.pop("version")
+    assert after == before
+    assert len(after["ledger"]) == 2
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger SET amount_micro_usdc = amount_micro_usdc + 1",
+        "DELETE FROM ledger",
+    ],
+    ids=["update", "delete"],
+)
+async def test_ledger_migrated_through_the_money_bounds_is_still_append_only(
+    empty_database_url: str, statement: str
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0004")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    await upgrade_async(empty_database_url)
+    with pytest.raises(sa.exc.IntegrityError, match="margin_ppm_bounds"):
+        await _execute(empty_database_url, "UPDATE tasks SET margin_ppm = 0")
+    before = await _snapshot(empty_database_url)
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        await _execute(empty_database_url, statement)
+    assert await _snapshot(empty_database_url) == before
+
+
+async def test_money_bounds_refuse_rows_out_of_bounds_naming_them_and_change_nothing(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0004")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    # What the overflow left behind: on SQLite the float a sum past 2**63 became, on
+    # PostgreSQL (which refused that sum) a balance over the limit.
+    damaged = "1e19" if empty_database_url.startswith("sqlite") else "2000000000000000"
+    await _execute(
+        empty_database_url,
+        f"UPDATE accounts SET balance_micro_usdc = {damaged} WHERE name = 'studio'",
+    )
+    before = await _snapshot(empty_database_url)
+    with pytest.raises(RuntimeError, match=r"accounts studio: balance_micro_usdc = "):
+        await upgrade_async(empty_database_url)
+    assert await _snapshot(empty_database_url) == before
+
+
+async def test_downgrading_the_money_bounds_keeps_rows_and_the_append_only_ledger(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0004")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    at_0004 = await _snapshot(empty_database_url)
+    await upgrade_async(empty_database_url)
+    with pytest.raises(sa.exc.IntegrityError, match="margin_ppm_bounds"):
+        await _execute(empty_database_url, "UPDATE tasks SET margin_ppm = 0")
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0004")
+    assert await _snapshot(empty_database_url) == at_0004
+    # The bounds are gone, the ledger's guard is not.
+    await _execute(empty_database_url, "UPDATE tasks SET margin_ppm = 0")
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        await _execute(empty_database_url, "DELETE FROM ledger")

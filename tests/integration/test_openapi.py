@@ -314,3 +314,67 @@ async def test_openapi_documents_no_422_since_invalid_input_is_answered_400(
     )
     assert not documented_422, documented_422
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+async def test_admin_account_create_documents_its_409_and_serves_it_as_documented(
+    gateway: RunningGateway,
+) -> None:
+    document = await _openapi(gateway)
+    async with gateway.admin() as admin:
+        first = await admin.post("/admin/accounts", json={"name": "taken"})
+        assert first.status_code == 201, first.text
+        again = await admin.post("/admin/accounts", json={"name": "taken"})
+    _assert_served_as_documented(document, "/admin/accounts", "post", again, 409)
+
+
+def _admin_body_schema(document: dict[str, Any], path: str) -> dict[str, Any]:
+    ref = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema: dict[str, Any] = document["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+# USD amounts at and around what the gateway accepts: one credit fills an empty account.
+AMOUNTS: Final = [
+    "0",
+    0,
+    "0.000000",
+    "0.000001",
+    1,
+    "25.5",
+    "999999999.999999",
+    "1000000000",
+    1_000_000_000,
+    "1000000000.000000",
+    "1000000000.000001",
+    1_000_000_001,
+    "5000000000000",
+    5_000_000_000_000,
+    9_300_000_000_000,
+    "1e3",
+    "01",
+    "-1",
+    -1,
+    "1.0000001",
+    " 1",
+    1.5,
+    True,
+]
+
+
+async def test_admin_amount_schemas_agree_with_the_gateway(gateway: RunningGateway) -> None:
+    """Every amount valid by the documented schemas is accepted, and every other one is a 400."""
+    document = await _openapi(gateway)
+    create = _validator(document, _admin_body_schema(document, "/admin/accounts"))
+    credit = _validator(document, _admin_body_schema(document, "/admin/accounts/{name}/credits"))
+    disagreements = []
+    async with gateway.admin() as admin:
+        for n, amount in enumerate(AMOUNTS):
+            opening = {"name": f"opened-{n}", "credit_usd": amount}
+            opened = await admin.post("/admin/accounts", json=opening)
+            if opened.status_code != (201 if create.is_valid(opening) else 400):
+                disagreements.append(("credit_usd", amount, opened.status_code, opened.text))
+            assert (await admin.post("/admin/accounts", json={"name": f"empty-{n}"})).is_success
+            credited = await admin.post(f"/admin/accounts/empty-{n}/credits", json={"usd": amount})
+            if credited.status_code != (200 if credit.is_valid({"usd": amount}) else 400):
+                disagreements.append(("usd", amount, credited.status_code, credited.text))
+    assert disagreements == []

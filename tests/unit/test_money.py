@@ -7,7 +7,24 @@ from typing import Any
 
 import pytest
 
-from reelgate.domain.money import divide_half_up, margin_to_ppm, micro_to_usd, usd_to_micro
+from reelgate.domain.catalogue import MAX_DURATION, MODELS
+from reelgate.domain.money import (
+    CREDIT,
+    INT64_MAX,
+    MAX_BALANCE_MICRO_USDC,
+    MAX_COST_MICRO_USDC,
+    MAX_CREDIT_MICRO_USDC,
+    MAX_LEDGER_ENTRY_MICRO_USDC,
+    MAX_MARGIN_PPM,
+    MAX_PRICE_PER_SECOND_MICRO_USDC,
+    OPENING_CREDIT,
+    UsdAmount,
+    divide_half_up,
+    margin_to_ppm,
+    micro_to_usd,
+    usd_to_micro,
+)
+from reelgate.domain.pricing import PriceBook
 
 
 @pytest.mark.parametrize(
@@ -128,6 +145,36 @@ def test_margin_to_ppm_refuses_more_than_6_decimals() -> None:
 
 
 @pytest.mark.parametrize(
+    "margin",
+    [
+        pytest.param("0", id="zero"),
+        pytest.param("-1", id="negative"),
+        pytest.param("100.000001", id="just-over-100"),
+        pytest.param("5000000000000", id="5e12"),
+    ],
+)
+def test_margin_to_ppm_accepts_up_to_100_and_refuses_margins_outside(margin: str) -> None:
+    assert margin_to_ppm(Decimal(100)) == MAX_MARGIN_PPM
+    with pytest.raises(ValueError, match="more than 0 and at most 100"):
+        margin_to_ppm(Decimal(margin))
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        pytest.param("9223372036855", id="micro-past-2**63"),
+        pytest.param("-9223372036855", id="negative-micro-past-2**63"),
+        pytest.param("1e999999", id="the-largest-exponent"),
+        pytest.param(Decimal("1e400000"), id="decimal-with-a-huge-exponent"),
+    ],
+)
+def test_usd_to_micro_accepts_up_to_64_bits_and_refuses_amounts_past_them(amount: Any) -> None:
+    assert usd_to_micro("9223372036854.775807") == INT64_MAX
+    with pytest.raises(ValueError, match="too large"):
+        usd_to_micro(amount)
+
+
+@pytest.mark.parametrize(
     ("numerator", "denominator", "quotient"),
     [
         pytest.param(0, 5, 0, id="zero"),
@@ -147,3 +194,91 @@ def test_margin_to_ppm_refuses_more_than_6_decimals() -> None:
 )
 def test_divide_half_up_rounds_halves_up(numerator: int, denominator: int, quotient: int) -> None:
     assert divide_half_up(numerator, denominator) == quotient
+
+
+# The limits: no sum the ledger can reach leaves a signed 64-bit integer.
+
+
+def test_a_full_balance_plus_the_largest_credit_stays_far_below_64_bits() -> None:
+    # The UPDATE adding a credit computes this sum before checking the limit.
+    assert MAX_BALANCE_MICRO_USDC + MAX_CREDIT_MICRO_USDC < INT64_MAX // 1000
+
+
+def test_the_dearest_quote_fits_64_bits_even_before_its_rounding_division() -> None:
+    largest_product = MAX_PRICE_PER_SECOND_MICRO_USDC * MAX_DURATION * MAX_MARGIN_PPM
+    assert largest_product < INT64_MAX
+    assert MAX_COST_MICRO_USDC < INT64_MAX // 1_000_000
+
+
+def test_the_dearest_quote_costs_exactly_the_largest_cost() -> None:
+    book = PriceBook({"seedance-2": {"1080p_no_video": MAX_PRICE_PER_SECOND_MICRO_USDC}})
+    quote = book.quote(MODELS["seedance-2"], "1080p", False, MAX_DURATION, MAX_MARGIN_PPM)
+    assert quote.cost_micro_usdc == MAX_COST_MICRO_USDC
+
+
+def test_every_ledger_entry_fits_the_largest_entry() -> None:
+    assert MAX_CREDIT_MICRO_USDC <= MAX_LEDGER_ENTRY_MICRO_USDC
+    assert MAX_COST_MICRO_USDC <= MAX_LEDGER_ENTRY_MICRO_USDC
+    assert MAX_CREDIT_MICRO_USDC <= MAX_BALANCE_MICRO_USDC  # one credit fits an empty account
+
+
+# USD amounts as operators write them (the admin API, the command line)
+
+
+@pytest.mark.parametrize(
+    ("rule", "text", "micro"),
+    [
+        pytest.param(OPENING_CREDIT, "0", 0, id="opening-zero"),
+        pytest.param(OPENING_CREDIT, "0.000000", 0, id="opening-zero-with-decimals"),
+        pytest.param(CREDIT, "0.000001", 1, id="one-micro"),
+        pytest.param(CREDIT, "25.5", 25_500_000, id="25.5"),
+        pytest.param(CREDIT, "999999999.999999", MAX_CREDIT_MICRO_USDC - 1, id="just-under"),
+        pytest.param(CREDIT, "1000000000", MAX_CREDIT_MICRO_USDC, id="the-limit"),
+        pytest.param(CREDIT, "1000000000.000000", MAX_CREDIT_MICRO_USDC, id="the-limit-x.000000"),
+        pytest.param(OPENING_CREDIT, "1000000000", MAX_CREDIT_MICRO_USDC, id="opening-limit"),
+    ],
+)
+def test_usd_amount_within_its_rule_converts_exactly(
+    rule: UsdAmount, text: str, micro: int
+) -> None:
+    assert rule.to_micro(text) == micro
+
+
+@pytest.mark.parametrize(
+    ("rule", "text", "reason"),
+    [
+        pytest.param(CREDIT, "5000000000000", "is more than 1000000000", id="probe-5e12"),
+        pytest.param(CREDIT, "9300000000000", "is too large", id="probe-9.3e12-past-64-bits"),
+        pytest.param(CREDIT, "1000000000.000001", "is more than 1000000000", id="one-micro-over"),
+        pytest.param(OPENING_CREDIT, "10000000000", "is more than 1000000000", id="opening-1e10"),
+        pytest.param(CREDIT, "0", "is zero", id="zero-credit"),
+        pytest.param(CREDIT, "0.000000", "is zero", id="zero-credit-with-decimals"),
+        pytest.param(OPENING_CREDIT, "-5", "is negative", id="negative"),
+        pytest.param(CREDIT, "1.0000001", "more than 6 decimal places", id="seven-decimals"),
+        pytest.param(CREDIT, "abc", "not a decimal amount", id="word"),
+        pytest.param(CREDIT, "", "not a decimal amount", id="empty"),
+        pytest.param(CREDIT, "NaN", "not a finite amount", id="nan"),
+        pytest.param(CREDIT, "1e999999", "too large", id="huge-exponent"),
+        pytest.param(CREDIT, "1" * 5000, "too long", id="5000-digits"),
+        pytest.param(CREDIT, "1e3", "not written as plain digits", id="exponent"),
+        pytest.param(CREDIT, "+5", "not written as plain digits", id="plus-sign"),
+        pytest.param(CREDIT, " 5", "not written as plain digits", id="leading-space"),
+        pytest.param(CREDIT, "5\n", "not written as plain digits", id="trailing-newline"),
+        pytest.param(CREDIT, "05", "not written as plain digits", id="leading-zero"),
+        pytest.param(CREDIT, "5.", "not written as plain digits", id="bare-point"),
+        pytest.param(CREDIT, "1_000", "not written as plain digits", id="underscore"),
+        pytest.param(CREDIT, "1.5000000", "not written as plain digits", id="seven-places-exact"),
+    ],
+)
+def test_usd_amount_outside_its_rule_is_refused_saying_why_and_the_rule(
+    rule: UsdAmount, text: str, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=f"; it must be {rule.rule}$") as refused:
+        rule.to_micro(text)
+    assert reason in str(refused.value)
+    assert "to 1000000000" in rule.rule
+
+
+def test_usd_amount_limit_must_be_a_power_of_ten() -> None:
+    with pytest.raises(ValueError, match="power of ten"):
+        _ = UsdAmount(positive=True, most_usd=500).pattern

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from reelgate.domain.catalogue import MODELS
-from reelgate.domain.money import margin_to_ppm
+from reelgate.domain.money import MAX_PRICE_PER_SECOND_MICRO_USDC, margin_to_ppm
 from reelgate.domain.pricing import PriceBook, with_margin
 from reelgate.domain.request import parse_request
 from tests.spec_examples import FIRST_AND_LAST_FRAME as SPEC_FIRST_AND_LAST_FRAME
@@ -296,3 +296,16 @@ def test_override_for_unknown_tier_or_model_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match=named):
         PriceBook(overrides)
+
+
+@pytest.mark.parametrize(
+    "price",
+    [
+        pytest.param(-1, id="negative"),
+        pytest.param(MAX_PRICE_PER_SECOND_MICRO_USDC + 1, id="just-over-the-limit"),
+        pytest.param(5 * 10**18, id="5e18"),
+    ],
+)
+def test_override_outside_the_price_limit_is_refused_naming_tier_and_limit(price: int) -> None:
+    with pytest.raises(ValueError, match=r"seedance-2 720p_no_video .* from 0 to 1000000000$"):
+        PriceBook({"seedance-2": {"720p_no_video": price}})

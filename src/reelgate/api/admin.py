@@ -35,7 +35,12 @@ router = APIRouter(
 )
 
 
-@router.post("/accounts", status_code=201, response_model=schemas.AccountOut)
+@router.post(
+    "/accounts",
+    status_code=201,
+    response_model=schemas.AccountOut,
+    responses={409: ERROR_RESPONSES[409]},
+)
 async def create_account(api: Admin, body: schemas.AccountCreate) -> Response:
     account = await api.services.accounts.create(body.name, str(body.credit_usd))
     return json_response(resources.account_out(account, []), 201)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -112,11 +113,24 @@ async def _reelgate_error(_request: Request, exc: Exception) -> Response:
 async def _validation_error(_request: Request, exc: Exception) -> Response:
     # Only the admin API and path parameters reach FastAPI's own validation.
     assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0]
+    return _from_reelgate(_invalid_request(exc.errors()))
+
+
+def _invalid_request(details: Sequence[Any]) -> errors.InvalidRequest:
+    first = details[0]
+    if first.get("type") == "json_invalid":
+        # Its location is a character offset, not a field.
+        reason = first.get("ctx", {}).get("error", "invalid")
+        return errors.InvalidRequest("body", f"the request body is not valid JSON: {reason}")
     # The location is (body|path|query, field, union members, indexes...): name the field.
-    loc = first.get("loc", ())
+    loc = tuple(first.get("loc", ()))
     param = str(loc[1]) if len(loc) > 1 else "body"
-    return _from_reelgate(errors.InvalidRequest(param, f"{param}: {first.get('msg', 'invalid')}"))
+    messages = [first.get("msg", "invalid")]
+    if len(loc) > 2:
+        # A value that fits no member of a union gets one error per member: all are said, or a
+        # float given for a string-or-integer amount would hear only "should be a string".
+        messages = [d.get("msg", "invalid") for d in details if tuple(d["loc"])[:2] == loc[:2]]
+    return errors.InvalidRequest(param, f"{param}: {'; or '.join(dict.fromkeys(messages))}")
 
 
 def method_not_allowed(allowed: str) -> Response:
@@ -133,6 +147,9 @@ def method_not_allowed(allowed: str) -> Response:
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:
+        # FastAPI could not read the body at all (a JSON number too long to convert, say).
+        return _from_reelgate(errors.InvalidRequest("body", str(exc.detail)))
     if exc.status_code == 404:
         return error_response(404, "not_found", "not_found_error", "not_found", "no such route")
     if exc.status_code == 405:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from reelgate.domain.money import CREDIT, MAX_BALANCE_USD, OPENING_CREDIT, UsdAmount
 from reelgate.domain.task import BillingStatus, TaskState
 from reelgate.domain.webhooks import DeliveryStatus
 
@@ -146,17 +147,34 @@ class CallbackAck(_Out):
 # Admin API
 
 
+def _usd_amount(rule: UsdAmount) -> dict[str, Any]:
+    """The JSON schema of a USD amount: the account service judges it (the command line shares
+    it), and this shows its rule, so that a body valid by the document is never refused."""
+    return {
+        "anyOf": [
+            {"type": "string", "pattern": rule.pattern},
+            {"type": "integer", "minimum": int(rule.positive), "maximum": rule.most_usd},
+        ]
+    }
+
+
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     credit_usd: StrictStr | StrictInt = Field(
-        default="0", description='Opening credit in USD, e.g. "25.50".'
+        default="0",
+        description=f"Opening credit: {OPENING_CREDIT.rule}.",
+        json_schema_extra=_usd_amount(OPENING_CREDIT),
     )
 
 
 class Credit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    usd: StrictStr | StrictInt = Field(description='USD to add, e.g. "10" or "0.25".')
+    usd: StrictStr | StrictInt = Field(
+        description=f"USD to add: {CREDIT.rule}. A credit that would take the balance over "
+        f"{MAX_BALANCE_USD} USD, the most an account may hold, is refused.",
+        json_schema_extra=_usd_amount(CREDIT),
+    )
     note: str | None = Field(default=None, max_length=500)
 
 

@@ -8,7 +8,12 @@ from decimal import Decimal
 from typing import Final
 
 from reelgate.domain.catalogue import MODELS, Model, Resolution
-from reelgate.domain.money import MICRO_PER_UNIT, divide_half_up, usd_to_micro
+from reelgate.domain.money import (
+    MAX_PRICE_PER_SECOND_MICRO_USDC,
+    MICRO_PER_UNIT,
+    divide_half_up,
+    usd_to_micro,
+)
 
 KIE_CREDIT_USD: Final = Decimal("0.005")
 
@@ -59,6 +64,16 @@ class Quote:
         return Decimal(self.margin_ppm) / MICRO_PER_UNIT
 
 
+def _bounded(model_id: str, tid: str, price: int) -> int:
+    # Costs are proven to fit in the ledger only for prices within the limit (domain/money.py).
+    if not 0 <= price <= MAX_PRICE_PER_SECOND_MICRO_USDC:
+        raise ValueError(
+            f"price for {model_id} {tid} is {price} micro-USDC per second; it must be from 0 "
+            f"to {MAX_PRICE_PER_SECOND_MICRO_USDC}"
+        )
+    return price
+
+
 class PriceBook:
     """Tier prices for every model, the defaults from KIE's table with the operator's overrides."""
 
@@ -74,7 +89,7 @@ class PriceBook:
                     default = usd_to_micro(
                         KIE_CREDITS_PER_SECOND[(model.id, resolution, video_input)] * KIE_CREDIT_USD
                     )
-                    price = model_overrides.pop(tid, default)
+                    price = _bounded(model.id, tid, model_overrides.pop(tid, default))
                     tiers.append(Tier(tid, resolution, video_input, price))
             if model_overrides:
                 raise ValueError(

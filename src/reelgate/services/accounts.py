@@ -6,11 +6,10 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Final
 
 from reelgate.domain.accounts import Account, ApiKey
-from reelgate.domain.money import usd_to_micro
+from reelgate.domain.money import CREDIT, MAX_BALANCE_USD, OPENING_CREDIT, UsdAmount
 from reelgate.errors import InvalidRequest, NotFound
 from reelgate.store.accounts import AccountStore
 from reelgate.store.audit import audit
@@ -39,14 +38,11 @@ class IssuedKey:
     """Shown once; only its hash is stored."""
 
 
-def _amount(field: str, usd: Decimal | str) -> int:
+def _amount(field: str, usd: str, rule: UsdAmount) -> int:
     try:
-        micro = usd_to_micro(usd)
+        return rule.to_micro(usd)
     except ValueError as exc:
-        raise InvalidRequest(field, f"{field} must be a USD amount: {exc}") from None
-    if micro < 0:
-        raise InvalidRequest(field, f"{field} must not be negative")
-    return micro
+        raise InvalidRequest(field, f"{field} {exc}") from None
 
 
 def _existing(name: str) -> str:
@@ -61,22 +57,27 @@ class AccountService:
         self.db = db
         self.store = AccountStore(db)
 
-    async def create(self, name: str, credit_usd: Decimal | str = "0") -> Account:
+    async def create(self, name: str, credit_usd: str = "0") -> Account:
         if not _ACCOUNT_NAME.fullmatch(name):
             raise InvalidRequest(
                 "name",
                 "name must be 1 to 200 characters of letters, digits, '.', '_', '@' or '-', "
                 "starting with a letter or digit",
             )
-        return await self.store.create(name, _amount("credit_usd", credit_usd))
+        return await self.store.create(name, _amount("credit_usd", credit_usd, OPENING_CREDIT))
 
-    async def credit(self, name: str, usd: Decimal | str, note: str | None = None) -> Account:
+    async def credit(self, name: str, usd: str, note: str | None = None) -> Account:
         if note is not None and "\x00" in note:
             raise InvalidRequest("note", "note must be text without NUL characters")
-        amount = _amount("usd", usd)
-        if amount == 0:
-            raise InvalidRequest("usd", "usd must be more than zero")
-        return await self.store.credit(_existing(name), amount, note)
+        amount = _amount("usd", usd, CREDIT)
+        account = await self.store.credit(_existing(name), amount, note)
+        if account is None:
+            raise InvalidRequest(
+                "usd",
+                f"usd would take the balance of {name!r} over {MAX_BALANCE_USD} USD, the most "
+                "an account may hold",
+            )
+        return account
 
     async def show(self, name: str) -> AccountView:
         account = await self.store.get(_existing(name))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from reelgate.domain.accounts import Account, ApiKey
 from reelgate.domain.changes import KEY
 from reelgate.domain.ids import is_id, new_id
+from reelgate.domain.money import MAX_BALANCE_MICRO_USDC
 from reelgate.domain.task import LedgerKind
 from reelgate.domain.webhooks import new_webhook_secret
 from reelgate.errors import Conflict, NotFound
@@ -35,23 +36,32 @@ async def _account_by_name(conn: AsyncConnection, name: str) -> Account:
     return Account(**row._mapping)
 
 
-async def _credit(conn: AsyncConnection, account_id: str, amount: int, note: str | None) -> None:
-    now = int(time.time())
+async def _credit(conn: AsyncConnection, account_id: str, amount: int, note: str | None) -> bool:
+    """Add to the balance, with its ledger entry, unless the balance would pass the most an
+    account may hold; False when it would, and nothing is written. One UPDATE both checks and
+    adds, so concurrent credits cannot race past the limit."""
+    added = await conn.execute(
+        accounts.update()
+        .where(
+            accounts.c.id == account_id,
+            # Compared with the headroom, computed here, so that SQL never makes a sum past it.
+            accounts.c.balance_micro_usdc <= MAX_BALANCE_MICRO_USDC - amount,
+        )
+        .values(balance_micro_usdc=accounts.c.balance_micro_usdc + amount)
+    )
+    if added.rowcount != 1:
+        return False
     await conn.execute(
         ledger.insert().values(
             account_id=account_id,
             task_id=None,
             kind=LedgerKind.CREDIT,
             amount_micro_usdc=amount,
-            created_at=now,
+            created_at=int(time.time()),
             note=note,
         )
     )
-    await conn.execute(
-        accounts.update()
-        .where(accounts.c.id == account_id)
-        .values(balance_micro_usdc=accounts.c.balance_micro_usdc + amount)
-    )
+    return True
 
 
 class AccountStore:
@@ -59,9 +69,10 @@ class AccountStore:
         self.db = db
 
     async def create(self, name: str, credit_micro_usdc: int) -> Account:
+        """The new account with its opening credit, which must fit in an empty account."""
         account_id = new_id("acct")
-        try:
-            async with self.db.write() as conn:
+        async with self.db.write() as conn:
+            try:
                 await conn.execute(
                     accounts.insert().values(
                         id=account_id,
@@ -70,16 +81,23 @@ class AccountStore:
                         webhook_secret=new_webhook_secret(),
                     )
                 )
-                if credit_micro_usdc:
-                    await _credit(conn, account_id, credit_micro_usdc, "opening credit")
-                return await _account_by_name(conn, name)
-        except IntegrityError:
-            raise Conflict(f"an account named {name!r} already exists") from None
+            except IntegrityError:
+                raise Conflict(f"an account named {name!r} already exists") from None
+            if credit_micro_usdc and not await _credit(
+                conn, account_id, credit_micro_usdc, "opening credit"
+            ):
+                raise ValueError(f"an opening credit of {credit_micro_usdc} is over the maximum")
+            return await _account_by_name(conn, name)
 
-    async def credit(self, name: str, amount_micro_usdc: int, note: str | None = None) -> Account:
+    async def credit(
+        self, name: str, amount_micro_usdc: int, note: str | None = None
+    ) -> Account | None:
+        """The account after the credit; None when it would take the balance over the most an
+        account may hold, and nothing was written."""
         async with self.db.write() as conn:
             account = await _account_by_name(conn, name)
-            await _credit(conn, account.id, amount_micro_usdc, note)
+            if not await _credit(conn, account.id, amount_micro_usdc, note):
+                return None
             return await _account_by_name(conn, name)
 
     async def get(self, name: str) -> Account:

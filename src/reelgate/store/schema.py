@@ -7,6 +7,13 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
+from reelgate.domain.money import (
+    MAX_BALANCE_MICRO_USDC,
+    MAX_COST_MICRO_USDC,
+    MAX_LEDGER_ENTRY_MICRO_USDC,
+    MAX_MARGIN_PPM,
+    MAX_PRICE_PER_SECOND_MICRO_USDC,
+)
 from reelgate.domain.task import UNFINISHED_STATES, LedgerKind
 from reelgate.domain.webhooks import DeliveryStatus
 
@@ -14,6 +21,21 @@ from reelgate.domain.webhooks import DeliveryStatus
 def _one_of(column: str, values: Iterable[StrEnum]) -> str:
     """``column IN ('a', 'b')``, spelled from an enum so that the values are written once."""
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+def _bounded(column: str, least: int, most: int) -> tuple[sa.CheckConstraint, sa.CheckConstraint]:
+    """The database's own refusal of an amount the code should never write: outside
+    ``least..most``, or on SQLite not stored as an integer. SQLite keeps whatever it is given in
+    any column and turns an integer sum that overflows into a float; PostgreSQL's BIGINT holds
+    only integers and refuses an overflow by itself."""
+    in_range = f"{column} BETWEEN {least} AND {most}"
+    name = f"{column}_bounds"
+    return (
+        sa.CheckConstraint(f"typeof({column}) = 'integer' AND {in_range}", name=name).ddl_if(
+            dialect="sqlite"
+        ),
+        sa.CheckConstraint(in_range, name=name).ddl_if(dialect="postgresql"),
+    )
 
 
 metadata = sa.MetaData(
@@ -50,6 +72,8 @@ accounts = sa.Table(
         "reserved_micro_usdc >= 0 AND reserved_micro_usdc <= balance_micro_usdc",
         name="reservations_covered",
     ),
+    *_bounded("balance_micro_usdc", 0, MAX_BALANCE_MICRO_USDC),
+    *_bounded("reserved_micro_usdc", 0, MAX_BALANCE_MICRO_USDC),
 )
 
 api_keys = sa.Table(
@@ -110,6 +134,9 @@ tasks = sa.Table(
         postgresql_where=sa.text(UNFINISHED_SQL),
     ),
     sa.Index("ix_tasks_upstream_task_id", "upstream_task_id"),
+    *_bounded("price_per_second_micro_usdc", 0, MAX_PRICE_PER_SECOND_MICRO_USDC),
+    *_bounded("margin_ppm", 1, MAX_MARGIN_PPM),
+    *_bounded("cost_micro_usdc", 0, MAX_COST_MICRO_USDC),
 )
 
 ledger = sa.Table(
@@ -123,6 +150,7 @@ ledger = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("note", sa.String(500), nullable=True),
     sa.CheckConstraint("amount_micro_usdc >= 0", name="non_negative_amount"),
+    *_bounded("amount_micro_usdc", 0, MAX_LEDGER_ENTRY_MICRO_USDC),
     sa.CheckConstraint(_one_of("kind", LedgerKind), name="known_kind"),
     sa.CheckConstraint(
         "(kind = 'credit') = (task_id IS NULL)", name="task_entries_name_their_task"
