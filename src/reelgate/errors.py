@@ -7,6 +7,7 @@ adaptor, a download); the rest of the code sees only these::
     ├── InvalidRequest            the client's request is wrong (``param`` names the field)
     ├── PayloadTooLarge           the body is over the limit
     ├── RequestTimeout            the body did not arrive in time
+    ├── HeadersTooLarge           the request's headers are over the limit
     ├── Unauthorized              no valid credentials
     ├── Forbidden                 valid credentials that do not grant this
     ├── InsufficientBalance       the account cannot pay for the task
@@ -54,6 +55,12 @@ class RequestTimeout(ReelgateError):
     """The request's body did not arrive within the time allowed."""
 
     code = "request_timeout"
+
+
+class HeadersTooLarge(ReelgateError):
+    """The request's header fields are larger than the gateway reads."""
+
+    code = "headers_too_large"
 
 
 class Unauthorized(ReelgateError):

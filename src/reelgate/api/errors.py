@@ -38,6 +38,7 @@ ANSWERS: Final[dict[type[errors.ReelgateError], Answer]] = {
     errors.Forbidden: Answer(403, "forbidden", "authentication_error"),
     errors.NotFound: Answer(404, "not_found", "not_found_error"),
     errors.RequestTimeout: Answer(408, "request_timeout", "invalid_request_error"),
+    errors.HeadersTooLarge: Answer(431, "request_header_fields_too_large", "invalid_request_error"),
     errors.Conflict: Answer(409, "conflict", "invalid_request_error"),
     errors.PayloadTooLarge: Answer(413, "payload_too_large", "invalid_request_error"),
     errors.RangeNotSatisfiable: Answer(416, "range_not_satisfiable", "invalid_request_error"),
@@ -72,7 +73,8 @@ def answer_for(exc: errors.ReelgateError) -> Answer:
     return ANSWERS.get(type(exc), INTERNAL)
 
 
-def _from_reelgate(exc: errors.ReelgateError) -> Response:
+def error_answer(exc: errors.ReelgateError) -> Response:
+    """The answer to a reelgate error, wherever it was caught."""
     answer = answer_for(exc)
     if not answer.shown:
         log.error("internal error answered to a client", exc_info=exc)
@@ -83,6 +85,10 @@ def _from_reelgate(exc: errors.ReelgateError) -> Response:
     )
     if isinstance(exc, errors.RangeNotSatisfiable):
         response.headers["content-range"] = f"bytes */{exc.size}"
+    if isinstance(exc, errors.RequestTimeout | errors.HeadersTooLarge):
+        # What is left of the request (a late body, the body after oversized headers) would
+        # otherwise be read as the next request on this connection: close it.
+        response.headers["connection"] = "close"
     return response
 
 
@@ -98,7 +104,7 @@ def _internal() -> Response:
 
 async def _reelgate_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.ReelgateError)
-    return _from_reelgate(exc)
+    return error_answer(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:
@@ -108,11 +114,15 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     # The location is (body|path|query, field, union members, indexes...): name the field.
     loc = first.get("loc", ())
     param = str(loc[1]) if len(loc) > 1 else "body"
-    return _from_reelgate(errors.InvalidRequest(param, f"{param}: {first.get('msg', 'invalid')}"))
+    return error_answer(errors.InvalidRequest(param, f"{param}: {first.get('msg', 'invalid')}"))
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, errors.ReelgateError):
+        # FastAPI answers any failure while reading a body it parses (the admin API's) with a
+        # 400 "error parsing the body"; a body that did not arrive in time is still a 408.
+        return error_answer(exc.__cause__)
     if exc.status_code == 404:
         return error_response(404, "not_found", "not_found_error", "not_found", "no such route")
     if exc.status_code == 405:
