@@ -3,10 +3,11 @@ them, so the OpenAPI document and what is served cannot drift apart."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from reelgate.domain.accounts import ACCOUNT_NAME_PATTERN
 from reelgate.domain.task import BillingStatus, TaskState
 from reelgate.domain.webhooks import DeliveryStatus
 
@@ -146,9 +147,14 @@ class CallbackAck(_Out):
 # Admin API
 
 
+NO_NUL_PATTERN: Final = r"^[^\x00]*$"
+
+
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    # Patterns are stated for the document only: the accounts service checks them (for the
+    # CLI too) and says what is wrong in its own words.
+    name: str = Field(json_schema_extra={"pattern": ACCOUNT_NAME_PATTERN})
     credit_usd: StrictStr | StrictInt = Field(
         default="0", description='Opening credit in USD, e.g. "25.50".'
     )
@@ -157,7 +163,9 @@ class AccountCreate(BaseModel):
 class Credit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     usd: StrictStr | StrictInt = Field(description='USD to add, e.g. "10" or "0.25".')
-    note: str | None = Field(default=None, max_length=500)
+    note: (
+        Annotated[str, Field(max_length=500, json_schema_extra={"pattern": NO_NUL_PATTERN})] | None
+    ) = None
 
 
 class KeyOut(_Out):

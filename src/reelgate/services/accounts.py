@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-from reelgate.domain.accounts import Account, ApiKey
+from reelgate.domain.accounts import ACCOUNT_NAME_PATTERN, Account, ApiKey
 from reelgate.domain.money import usd_to_micro
 from reelgate.errors import InvalidRequest, NotFound
 from reelgate.store.accounts import AccountStore
@@ -17,7 +17,7 @@ from reelgate.store.audit import audit
 from reelgate.store.database import Database
 
 KEY_PREFIX: Final = "rg_"
-_ACCOUNT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
+_ACCOUNT_NAME: Final = re.compile(ACCOUNT_NAME_PATTERN)
 
 
 def hash_secret(secret: str) -> str:
