@@ -38,7 +38,24 @@ _LABEL: Final = r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*"
 # URL parsers ("a.123" is refused by them).
 _TOP_LABEL: Final = r"[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)*"
 _OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_HOST: Final = rf"(?:(?:{_LABEL}\.)*{_TOP_LABEL}|{_OCTET}(?:\.{_OCTET}){{3}})"
+_IPV4: Final = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_H16: Final = r"[0-9A-Fa-f]{1,4}"
+_LS32: Final = rf"(?:{_H16}:{_H16}|{_IPV4})"
+# RFC 3986's IPv6address, without a zone: the nine ways "::" may stand for zeros.
+_IPV6: Final = "|".join(
+    [
+        rf"(?:{_H16}:){{6}}{_LS32}",
+        rf"::(?:{_H16}:){{5}}{_LS32}",
+        rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+        rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+        rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+        rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+    ]
+)
+_HOST: Final = rf"(?:(?:{_LABEL}\.)*{_TOP_LABEL}|{_IPV4}|\[(?:{_IPV6})\])"
 _PORT: Final = (
     r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}"
     r"|[1-9][0-9]{0,3}|0))?"
@@ -48,9 +65,9 @@ _REST: Final = rf"(?:[/?#][^\x00-\x20{_SPACE}]*)?"
 _HTTP_URL: Final = rf"[Hh][Tt][Tt][Pp][Ss]?://{_USERINFO}{_HOST}{_PORT}{_REST}"
 HTTP_URL_PATTERN: Final = f"^{_HTTP_URL}$"
 """An http(s) URL naming its host: a DNS name (ASCII labels of letters and digits joined by
-single '-' or '_', the last starting with a letter) or an IPv4 address, then an optional port,
-path, query and fragment without spaces or control characters. Every URL it matches is one
-URL parsers accept (a property test holds that)."""
+single '-' or '_', the last starting with a letter), an IPv4 address or a bracketed IPv6 one,
+then an optional port, path, query and fragment without spaces or control characters. Every
+URL it matches is one URL parsers accept (a property test holds that)."""
 MEDIA_REF_PATTERN: Final = rf"^(?:asset://[A-Za-z0-9._-]+|{_HTTP_URL})$"
 PROMPT_PATTERN: Final = rf"^[{_SPACE}]*[^\x00{_SPACE}][^\x00]*$"
 """Not blank, and no NUL: written so that matching never backtracks far (linear in length)."""
