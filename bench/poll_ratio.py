@@ -160,7 +160,8 @@ def main() -> None:
             "BENCH_CWD": tmp,
             "REELGATE_DATABASE_URL": url,
             "REELGATE_ADMIN_TOKEN": ADMIN_TOKEN,
-            "PYTHONPATH": str(ROOT),
+            # This checkout's sources first, whichever checkout the virtualenv was installed from.
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
         }
         reelgate(["migrate"], env)
         reelgate(["accounts", "create", "bench", "--credit-usd", "1000"], env)

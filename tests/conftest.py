@@ -18,6 +18,7 @@ import httpx
 import pytest
 import uvicorn
 
+from reelgate.api.server import server_options
 from reelgate.app import create_app
 from reelgate.config import Settings
 from reelgate.store.migrate import upgrade
@@ -124,9 +125,9 @@ class RunningGateway:
 class _ServerThread:
     """uvicorn serving the app on a loopback port, in a thread with its own event loop."""
 
-    def __init__(self, app: Any, port: int) -> None:
+    def __init__(self, app: Any, port: int, **options: Any) -> None:
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -165,7 +166,10 @@ def start_gateway(database_url: str, tmp_path: Path) -> Iterator[GatewayFactory]
             change_poll_interval_s=0.02,
             **{"run_engine": False, "media_dir": tmp_path / "gateway-media", **overrides},
         )
-        server = _ServerThread(create_app(settings, provider), port).__enter__()
+        # Served as `reelgate serve` serves it: the same server limits.
+        server = _ServerThread(
+            create_app(settings, provider), port, **server_options(settings)
+        ).__enter__()
         servers.append(server)
         return RunningGateway(f"http://127.0.0.1:{port}", settings)
 

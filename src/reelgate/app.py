@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from reelgate.api.app import build_api
 from reelgate.api.callbacks import UPSTREAM_CALLBACK_PATH
+from reelgate.api.limits import RequestLimits
 from reelgate.api.resources import TaskView
 from reelgate.api.state import ApiState
 from reelgate.config import Settings
@@ -105,7 +106,7 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
     app, served = build_api(lifespan)
     if sandbox is not None:
         app.mount(EMBEDDED_SANDBOX_PATH, sandbox)
-    return served
+    return RequestLimits(served, settings.body_timeout_s)
 
 
 async def run_engine(settings: Settings, stop: asyncio.Event, *, once: bool = False) -> None:

@@ -95,6 +95,7 @@ def serve(
     """Apply migrations and start the gateway (the API and, by default, the task engine)."""
     import uvicorn
 
+    from reelgate.api.server import server_options
     from reelgate.app import create_app
 
     settings = _settings()
@@ -123,8 +124,7 @@ def serve(
         port=settings.port,
         access_log=access_log,
         log_level="info",
-        loop="uvloop",
-        http="httptools",
+        **server_options(settings),
     )
 
 

@@ -40,6 +40,15 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     """Create bodies above this get a 413; 20,000-character prompts fit with room to spare."""
+    body_timeout_s: float = Field(default=15.0, gt=0)
+    """A request body not fully arrived this long after its headers gets a 408, and its
+    connection is closed: a slow or stalled client cannot hold a connection for ever. The
+    largest body (max_body_bytes) still needs only about 17 KB/s."""
+    keep_alive_s: int = Field(default=5, ge=1)
+    """An idle connection, between requests or before its first, is closed after this long."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Connections one process serves at once; a request beyond them gets a 503 and its
+    connection is closed. Keep it below the process's file descriptor limit (ulimit -n)."""
 
     recommended_poll_interval_ms: int = Field(default=5000, ge=100)
 

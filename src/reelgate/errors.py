@@ -7,6 +7,7 @@ adaptor, a download); the rest of the code sees only these::
     ├── InvalidRequest            the client's request is wrong (``param`` names the field)
     ├── PayloadTooLarge           the body is over the limit
     ├── RequestTimeout            the body did not arrive in time
+    ├── HeadersTooLarge           the request's headers are over the limit
     ├── Unauthorized              no valid credentials
     ├── Forbidden                 valid credentials that do not grant this
     ├── InsufficientBalance       the account cannot pay for the task
@@ -56,6 +57,12 @@ class RequestTimeout(ReelgateError):
     code = "request_timeout"
 
 
+class HeadersTooLarge(ReelgateError):
+    """The request's header fields are larger than the gateway reads."""
+
+    code = "headers_too_large"
+
+
 class Unauthorized(ReelgateError):
     code = "invalid_api_key"
 
@@ -80,9 +87,17 @@ class NotFound(ReelgateError):
 
 
 class Conflict(ReelgateError):
-    """A name or resource that must be unique already exists."""
+    """The request is well formed but the current state refuses it: a name that must be unique
+    is taken, or a credit would take a balance past the most an account may hold. ``param``
+    names the field, when one is to blame."""
 
     code = "conflict"
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        if code is not None:
+            self.code = code
 
 
 class RangeNotSatisfiable(ReelgateError):

@@ -123,6 +123,17 @@ async def test_admin_api_is_401_without_the_admin_token_and_changes_nothing(
     assert [(key["id"], key["active"]) for key in victim["keys"]] == [(issued["id"], True)]
 
 
+async def test_the_admin_api_without_an_authorization_header_says_the_admin_token_is_missing(
+    gateway: RunningGateway,
+) -> None:
+    async with gateway.client() as client:
+        for method, path, body in ADMIN_ROUTES:
+            answer = await client.request(method, path.format(key_id="key_x"), json=body)
+            assert_error(answer, 401, "unauthorized")
+            message = answer.json()["message"]
+            assert message.startswith("missing admin token"), (path, message)
+
+
 # Accounts
 
 

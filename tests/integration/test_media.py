@@ -15,6 +15,7 @@ import pytest
 
 from reelgate.upstream.kie import KieProvider
 from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory
+from tests.integration.api_helpers import assert_error
 from tests.integration.engine_helpers import (
     FAST_ENGINE,
     SANDBOX_ON_LOOPBACK,
@@ -100,6 +101,27 @@ async def test_ranges_and_head_are_served(start_gateway: GatewayFactory) -> None
     assert head.content == b""
     assert int(head.headers["content-length"]) == size
     assert beyond.status_code == 416
+
+
+@pytest.mark.usefixtures("quick_sandbox")
+async def test_an_invalid_range_is_ignored_and_an_unsatisfiable_one_is_a_416_error_body(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway = start_gateway(**FAST_ENGINE)
+    _, task = await _succeeded(gateway)
+    url = _content_url(task)
+    async with httpx.AsyncClient(timeout=30) as anyone:
+        whole = await anyone.get(url)
+        size = len(whole.content)
+        # RFC 9110, 14.2: a Range header that cannot be parsed is ignored.
+        for invalid in ("bytes", "bytes=", "bytes=abc", "bytes=5-2", "bytes=--", "items=0-9"):
+            ignored = await anyone.get(url, headers={"range": invalid})
+            assert ignored.status_code == 200, (invalid, ignored.status_code, ignored.text[:200])
+            assert ignored.content == whole.content, invalid
+        for unsatisfiable in (f"bytes={size}-", f"bytes={size + 5}-{size + 9}", "bytes=-0"):
+            refused = await anyone.get(url, headers={"range": unsatisfiable})
+            assert_error(refused, 416, "range_not_satisfiable")
+            assert refused.headers["content-range"] == f"bytes */{size}", unsatisfiable
 
 
 @pytest.mark.usefixtures("quick_sandbox")

@@ -25,7 +25,7 @@ from reelgate.domain.money import (
 )
 from reelgate.domain.pricing import Quote
 from reelgate.domain.task import LedgerKind, NewTask
-from reelgate.errors import InvalidRequest
+from reelgate.errors import Conflict
 from reelgate.services.accounts import AccountService
 from reelgate.store.database import Database
 from reelgate.store.migrate import upgrade
@@ -173,14 +173,16 @@ async def test_cli_account_with_a_huge_opening_credit_exits_1_and_is_not_created
 # The maximum balance, checked in the UPDATE that adds the credit
 
 
-async def test_admin_credit_past_the_maximum_balance_is_400_and_one_up_to_it_is_accepted(
+async def test_admin_credit_past_the_maximum_balance_is_409_and_one_up_to_it_is_accepted(
     gateway: RunningGateway, database_url: str
 ) -> None:
     await create_account(gateway, "studio", "600000000")
     before = await books(database_url)
     async with gateway.admin() as admin:
         over = await admin.post("/admin/accounts/studio/credits", json={"usd": "400000000.000001"})
-        assert LIMIT in assert_error(over, 400, "bad_request", "usd")["message"]
+        # A well-formed amount the account's state refuses: a conflict, naming the field.
+        assert LIMIT in assert_error(over, 409, "conflict", "usd")["message"]
+        assert over.json()["code"] == "balance_limit"
         assert await books(database_url) == before
         up_to = await admin.post("/admin/accounts/studio/credits", json={"usd": 400_000_000})
     assert up_to.status_code == 200, up_to.text
@@ -217,7 +219,7 @@ async def test_concurrent_credits_cannot_take_a_balance_past_the_maximum(
     outcomes = await asyncio.gather(
         *(service.credit("racer", third) for _ in range(8)), return_exceptions=True
     )
-    refused = [outcome for outcome in outcomes if isinstance(outcome, InvalidRequest)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, Conflict)]
     assert len(refused) == 5, outcomes
     assert all(error.param == "usd" for error in refused)
     assert (await service.show("racer")).account.balance_micro_usdc == 3 * int(third) * 10**6

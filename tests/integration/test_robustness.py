@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+import pytest
+
 from tests.conftest import RunningGateway
 from tests.integration.api_helpers import (
     CREATE_PATHS,
@@ -115,4 +117,34 @@ async def test_malformed_create_bodies_get_a_400_error_body_never_a_500_and_rese
         except AssertionError as exc:
             failures.append(f"{name}: {answer.status_code} {exc}")
     assert not failures, "\n".join(failures)
+    assert await reserved_micro_usdc(gateway, "alice") == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "param", "code", "says"),
+    [
+        (
+            _HEAD + b'"prompt": "A calm lake", "duration": 99, "duration": 4}',
+            "duration",
+            "duplicate_key",
+            "'duration' appears more than once",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "body", "json_too_deep", "deeper than 64 levels"),
+        (
+            _HEAD + b'"prompt": "A calm lake", "duration": 1e309}',
+            "body",
+            "number_out_of_range",
+            "out of range",
+        ),
+    ],
+    ids=["duplicate-key", "nested-100000", "number-1e309"],
+)
+async def test_create_bodies_are_told_what_is_wrong_with_their_json(
+    gateway: RunningGateway, api_key: str, raw: bytes, param: str, code: str, says: str
+) -> None:
+    async with gateway.client(api_key) as client:
+        answer = await client.post(CREATE_PATHS[0], content=raw, headers=JSON_HEADERS)
+    body = assert_error(answer, 400, "bad_request", param)
+    assert body["code"] == code, body
+    assert says in body["message"], body
     assert await reserved_micro_usdc(gateway, "alice") == 0

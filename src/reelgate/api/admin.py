@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Security
+from fastapi import APIRouter, Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
@@ -12,6 +12,7 @@ from reelgate.api import resources, schemas
 from reelgate.api.errors import ERROR_RESPONSES
 from reelgate.api.responses import json_response
 from reelgate.api.state import ApiState, api_state
+from reelgate.domain.accounts import ACCOUNT_NAME_PATTERN
 
 _admin_token = HTTPBearer(
     auto_error=False, scheme_name="AdminToken", description="The operator's admin token."
@@ -28,6 +29,8 @@ async def _require_admin(
 
 
 Admin = Annotated[ApiState, Depends(_require_admin)]
+# Stated for the document; a name no account can have is answered 404 by the service.
+AccountName = Annotated[str, Path(json_schema_extra={"pattern": ACCOUNT_NAME_PATTERN})]
 router = APIRouter(
     prefix="/admin",
     tags=["admin"],
@@ -47,18 +50,22 @@ async def create_account(api: Admin, body: schemas.AccountCreate) -> Response:
 
 
 @router.get("/accounts/{name}", response_model=schemas.AccountOut)
-async def show_account(api: Admin, name: str) -> Response:
+async def show_account(api: Admin, name: AccountName) -> Response:
     return json_response(resources.account_view_out(await api.services.accounts.show(name)))
 
 
-@router.post("/accounts/{name}/credits", response_model=schemas.AccountOut)
-async def credit_account(api: Admin, name: str, body: schemas.Credit) -> Response:
+@router.post(
+    "/accounts/{name}/credits",
+    response_model=schemas.AccountOut,
+    responses={409: ERROR_RESPONSES[409]},
+)
+async def credit_account(api: Admin, name: AccountName, body: schemas.Credit) -> Response:
     account = await api.services.accounts.credit(name, str(body.usd), body.note)
     return json_response(resources.account_out(account))
 
 
 @router.post("/accounts/{name}/keys", status_code=201, response_model=schemas.IssuedKeyOut)
-async def create_key(api: Admin, name: str) -> Response:
+async def create_key(api: Admin, name: AccountName) -> Response:
     issued = await api.services.accounts.create_key(name)
     return json_response(resources.issued_key_out(issued), 201)
 

@@ -7,13 +7,35 @@ import mimetypes
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, MalformedRangeHeader, Response
+from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
 from reelgate.api.errors import ERROR_RESPONSES
 from reelgate.api.public import ApiKeyHeader
 from reelgate.api.state import api_state
+from reelgate.errors import RangeNotSatisfiable
 
 router = APIRouter()
+
+
+class VideoFile(FileResponse):
+    """Starlette's file response, with Range answered as RFC 9110 asks and in the contract's
+    words. Starlette answers a Range header it cannot parse with a plain-text 400; a server
+    should ignore it instead (section 14.2), so the whole file is served. A range that starts
+    past the end is still a 416, with the contract's error body and ``Content-Range``. Range
+    serving itself (206, multiple ranges, If-Range) stays Starlette's."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []  # no range: the whole file
+        except StarletteRangeNotSatisfiable:
+            raise RangeNotSatisfiable(
+                f"the requested range is outside the video, which has {file_size} bytes",
+                file_size,
+            ) from None
 
 
 async def task_content(
@@ -34,7 +56,7 @@ async def task_content(
         video = await videos.for_owner(key.account_id, task_id, index)
     content_type = video.file.content_type
     extension = mimetypes.guess_extension(content_type) or ""
-    return FileResponse(
+    return VideoFile(
         video.path,
         media_type=content_type,
         filename=f"{task_id}-{index}{extension}",
@@ -51,7 +73,7 @@ router.add_api_route(
     responses={
         200: {"content": {"video/mp4": {}}, "description": "The video."},
         206: {"content": {"video/mp4": {}}, "description": "The requested byte range."},
-        **{status: ERROR_RESPONSES[status] for status in (400, 401, 403, 404)},
+        **{status: ERROR_RESPONSES[status] for status in (400, 401, 403, 404, 416)},
     },
     response_class=Response,
     summary="Download a task's video (HEAD too)",

@@ -42,6 +42,7 @@ ANSWERS: Final[dict[type[errors.ReelgateError], Answer]] = {
     errors.Conflict: Answer(409, "conflict", "invalid_request_error"),
     errors.PayloadTooLarge: Answer(413, "payload_too_large", "invalid_request_error"),
     errors.RangeNotSatisfiable: Answer(416, "range_not_satisfiable", "invalid_request_error"),
+    errors.HeadersTooLarge: Answer(431, "request_header_fields_too_large", "invalid_request_error"),
     errors.UpstreamError: Answer(502, "upstream_error", "upstream_error"),
     errors.UpstreamOutcomeUnknown: Answer(502, "upstream_error", "upstream_error"),
     errors.Unavailable: Answer(503, "unavailable", "api_error"),
@@ -73,17 +74,25 @@ def answer_for(exc: errors.ReelgateError) -> Answer:
     return ANSWERS.get(type(exc), INTERNAL)
 
 
-def _from_reelgate(exc: errors.ReelgateError) -> Response:
+def error_answer(exc: Exception) -> Response:
+    """The answer to anything raised while serving a request, wherever it was caught."""
+    if not isinstance(exc, errors.ReelgateError):
+        log.error("unexpected error", exc_info=exc)
+        return _internal()
     answer = answer_for(exc)
     if not answer.shown:
         log.error("internal error answered to a client", exc_info=exc)
         return _internal()
-    param = exc.param if isinstance(exc, errors.InvalidRequest) else None
+    param = exc.param if isinstance(exc, errors.InvalidRequest | errors.Conflict) else None
     response = error_response(
         answer.status, answer.error, answer.type, exc.code, exc.message, param
     )
     if isinstance(exc, errors.RangeNotSatisfiable):
         response.headers["content-range"] = f"bytes */{exc.size}"
+    if isinstance(exc, errors.RequestTimeout | errors.HeadersTooLarge):
+        # What is left of the request (a late body, the body after oversized headers) would
+        # otherwise be read as the next request on this connection: close it.
+        response.headers["connection"] = "close"
     return response
 
 
@@ -97,23 +106,15 @@ def _internal() -> Response:
     )
 
 
-def answer(exc: Exception) -> Response:
-    """The error answer for anything raised while serving a request."""
-    if isinstance(exc, errors.ReelgateError):
-        return _from_reelgate(exc)
-    log.error("unexpected error", exc_info=exc)
-    return _internal()
-
-
 async def _reelgate_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.ReelgateError)
-    return _from_reelgate(exc)
+    return error_answer(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:
     # Only the admin API and path parameters reach FastAPI's own validation.
     assert isinstance(exc, RequestValidationError)
-    return _from_reelgate(_invalid_request(exc.errors()))
+    return error_answer(_invalid_request(exc.errors()))
 
 
 def _invalid_request(details: Sequence[Any]) -> errors.InvalidRequest:
@@ -147,9 +148,13 @@ def method_not_allowed(allowed: str) -> Response:
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, errors.ReelgateError):
+        # FastAPI answers any failure while reading a body it parses (the admin API's) with a
+        # 400 "error parsing the body"; a body that did not arrive in time is still a 408.
+        return error_answer(exc.__cause__)
     if exc.status_code == 400:
         # FastAPI could not read the body at all (a JSON number too long to convert, say).
-        return _from_reelgate(errors.InvalidRequest("body", str(exc.detail)))
+        return error_answer(errors.InvalidRequest("body", str(exc.detail)))
     if exc.status_code == 404:
         return error_response(404, "not_found", "not_found_error", "not_found", "no such route")
     if exc.status_code == 405:

@@ -8,7 +8,7 @@ route, which answers the same way from the database and fills the cache.
 Every create (``POST /v1/videos/generations`` and its alias) goes straight to its handler,
 :func:`reelgate.api.public.create_task`, the one the OpenAPI document describes: the
 framework's routing, dependency solving and middleware would otherwise cost about a third of
-the create's time. Errors get the same answers as anywhere else (:func:`errors.answer`).
+the create's time. Errors get the same answers as anywhere else (:func:`errors.error_answer`).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class HotPaths:
         try:
             response = await create_task(Request(scope, receive), None)
         except Exception as exc:
-            response = errors.answer(exc)
+            response = errors.error_answer(exc)
         await response(scope, receive, send)
 
     def _cached(self, scope: Scope, task_id: str) -> bytes | None:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
-from reelgate.api import resources, schemas
+from reelgate.api import json_body, resources, schemas
 from reelgate.api.errors import ERROR_RESPONSES
 from reelgate.api.responses import NO_STORE, json_response
 from reelgate.api.state import api_state
 from reelgate.domain.numbers import plain_int
 from reelgate.domain.request import SCHEMA as REQUEST_SCHEMA
-from reelgate.errors import InvalidRequest, NotFound, PayloadTooLarge
+from reelgate.errors import NotFound, PayloadTooLarge
 
 router = APIRouter()
 create_router = APIRouter()
@@ -44,14 +43,9 @@ async def read_bytes(request: Request, limit: int) -> bytes:
 
 
 async def read_json(request: Request, limit: int) -> object:
-    """The body as JSON, refusing more than ``limit`` bytes before reading them all."""
-    body = await read_bytes(request, limit)
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(
-            "body", "the request body must be a JSON object in UTF-8", code="invalid_json"
-        ) from None
+    """The body as JSON, refusing more than ``limit`` bytes before reading them all, and
+    saying what is wrong with any it refuses (see :mod:`reelgate.api.json_body`)."""
+    return json_body.decode(await read_bytes(request, limit))
 
 
 _CREATE_BODY = {

@@ -3,10 +3,11 @@ them, so the OpenAPI document and what is served cannot drift apart."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from reelgate.domain.accounts import ACCOUNT_NAME_PATTERN
 from reelgate.domain.money import CREDIT, MAX_BALANCE_USD, OPENING_CREDIT, UsdAmount
 from reelgate.domain.task import BillingStatus, TaskState
 from reelgate.domain.webhooks import DeliveryStatus
@@ -158,9 +159,14 @@ def _usd_amount(rule: UsdAmount) -> dict[str, Any]:
     }
 
 
+NO_NUL_PATTERN: Final = r"^[^\x00]*$"
+
+
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    # Patterns are stated for the document only: the accounts service checks them (for the
+    # CLI too) and says what is wrong in its own words.
+    name: str = Field(json_schema_extra={"pattern": ACCOUNT_NAME_PATTERN})
     credit_usd: StrictStr | StrictInt = Field(
         default="0",
         description=f"Opening credit: {OPENING_CREDIT.rule}.",
@@ -175,7 +181,9 @@ class Credit(BaseModel):
         f"{MAX_BALANCE_USD} USD, the most an account may hold, is refused.",
         json_schema_extra=_usd_amount(CREDIT),
     )
-    note: str | None = Field(default=None, max_length=500)
+    note: (
+        Annotated[str, Field(max_length=500, json_schema_extra={"pattern": NO_NUL_PATTERN})] | None
+    ) = None
 
 
 class KeyOut(_Out):

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from reelgate.domain.webhooks import WEBHOOK_SECRET_OVERLAP_S
+
+ACCOUNT_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$"
+"""1 to 200 letters, digits, '.', '_', '@' or '-', starting with a letter or digit: the one
+rule, checked by the accounts service and stated in the OpenAPI document."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,19 +8,18 @@ the field in ``param``.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Final
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    AnyHttpUrl,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    TypeAdapter,
     ValidationError,
+    WithJsonSchema,
 )
 from pydantic_core import ErrorDetails
 
@@ -28,48 +27,78 @@ from reelgate.domain import catalogue as cat
 from reelgate.errors import InvalidRequest
 
 MAX_URL_CHARS: Final = 2048
-_HTTP_URL: Final = TypeAdapter(AnyHttpUrl)
+
+# The shapes of URLs and prompts, written once as regular expressions that mean the same in
+# Python's re (which judges requests here) and in ECMA-262 (which JSON Schema validators use),
+# so the OpenAPI document states exactly what is accepted.
+_SPACE: Final = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""Every character for which Python's str.isspace() holds."""
+_LABEL: Final = r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*"
+# A last label that starts with a letter: one of digits would make the host an IPv4 number to
+# URL parsers ("a.123" is refused by them).
+_TOP_LABEL: Final = r"[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)*"
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4: Final = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_H16: Final = r"[0-9A-Fa-f]{1,4}"
+_LS32: Final = rf"(?:{_H16}:{_H16}|{_IPV4})"
+# RFC 3986's IPv6address, without a zone: the nine ways "::" may stand for zeros.
+_IPV6: Final = "|".join(
+    [
+        rf"(?:{_H16}:){{6}}{_LS32}",
+        rf"::(?:{_H16}:){{5}}{_LS32}",
+        rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+        rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+        rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+        rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+    ]
+)
+_HOST: Final = rf"(?:(?:{_LABEL}\.)*{_TOP_LABEL}|{_IPV4}|\[(?:{_IPV6})\])"
+_PORT: Final = (
+    r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}"
+    r"|[1-9][0-9]{0,3}|0))?"
+)
+_USERINFO: Final = r"(?:(?:[A-Za-z0-9._~!$&'()*+,;=:-]|%[0-9A-Fa-f]{2})*@)?"
+_REST: Final = rf"(?:[/?#][^\x00-\x20{_SPACE}]*)?"
+_HTTP_URL: Final = rf"[Hh][Tt][Tt][Pp][Ss]?://{_USERINFO}{_HOST}{_PORT}{_REST}"
+HTTP_URL_PATTERN: Final = f"^{_HTTP_URL}$"
+"""An http(s) URL naming its host: a DNS name (ASCII labels of letters and digits joined by
+single '-' or '_', the last starting with a letter), an IPv4 address or a bracketed IPv6 one,
+then an optional port, path, query and fragment without spaces or control characters. Every
+URL it matches is one URL parsers accept (a property test holds that)."""
+MEDIA_REF_PATTERN: Final = rf"^(?:asset://[A-Za-z0-9._-]+|{_HTTP_URL})$"
+PROMPT_PATTERN: Final = rf"^[{_SPACE}]*[^\x00{_SPACE}][^\x00]*$"
+"""Not blank, and no NUL: written so that matching never backtracks far (linear in length)."""
+_HTTP_URL_RE: Final = re.compile(HTTP_URL_PATTERN)
+_MEDIA_REF_RE: Final = re.compile(MEDIA_REF_PATTERN)
+_PROMPT_RE: Final = re.compile(PROMPT_PATTERN)
 
 
-def _http_url(value: str) -> str:
-    if len(value) > MAX_URL_CHARS or any(c.isspace() or ord(c) < 32 for c in value):
-        raise ValueError("not a URL")
-    # Pydantic judges the URL grammar; the client's own spelling is what we keep and pass on.
-    _HTTP_URL.validate_python(value)
-    # The URL grammar forgives "https:///path"; the spelling we pass on must name its host.
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError("not an http(s) URL with a host")
-    return value
-
-
-def _media_ref(value: str) -> str:
-    if value.startswith("asset://"):
-        asset_id = value.removeprefix("asset://")
-        if (
-            not asset_id
-            or len(value) > MAX_URL_CHARS
-            or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in asset_id)
-        ):
-            raise ValueError("not an asset ID")
+def _matching(regex: re.Pattern[str], max_chars: int | None = None) -> AfterValidator:
+    def check(value: str) -> str:
+        if (max_chars is not None and len(value) > max_chars) or not regex.fullmatch(value):
+            raise ValueError(f"does not match {regex.pattern}")
         return value
-    return _http_url(value)
+
+    return AfterValidator(check)
 
 
 def _empty_list_is_absent(value: object) -> object:
     return None if value == [] else value
 
 
-def _prompt_text(value: str) -> str:
-    if not value.strip():
-        raise ValueError("blank prompt")
-    if "\x00" in value:
-        raise ValueError("NUL in prompt")
-    return value
+def _url_schema(pattern: str) -> WithJsonSchema:
+    # IRI, not URI: a path or query may hold characters beyond ASCII, which clients send as
+    # they are and URL parsers percent-encode.
+    return WithJsonSchema(
+        {"type": "string", "format": "iri", "maxLength": MAX_URL_CHARS, "pattern": pattern}
+    )
 
 
-MediaRef = Annotated[str, AfterValidator(_media_ref)]
-HttpUrlText = Annotated[str, AfterValidator(_http_url)]
+MediaRef = Annotated[str, _matching(_MEDIA_REF_RE, MAX_URL_CHARS), _url_schema(MEDIA_REF_PATTERN)]
+HttpUrlText = Annotated[str, _matching(_HTTP_URL_RE, MAX_URL_CHARS), _url_schema(HTTP_URL_PATTERN)]
 
 
 # An empty array counts as absent: it must not select the with_video tier or clash with frames.
@@ -92,26 +121,69 @@ _ACCEPTS_KEY: Final = "x-accepts"
 """The words that end "<field> must be ...": kept beside each field's limits, in its schema."""
 
 
-def _param(description: str, accepts: str, **limits: Any) -> Any:
+def _param(description: str, accepts: str, pattern: str | None = None, **limits: Any) -> Any:
     """A field's description and what it accepts, said once: in the OpenAPI document, the
-    catalogue's parameters and every 400 about it."""
-    return Field(description=description, json_schema_extra={_ACCEPTS_KEY: accepts}, **limits)
+    catalogue's parameters and every 400 about it. A ``pattern`` is only stated here: the
+    field's validator checks it with Python's re."""
+    extra: dict[str, Any] = {_ACCEPTS_KEY: accepts}
+    if pattern is not None:
+        extra["pattern"] = pattern
+    return Field(description=description, json_schema_extra=extra, **limits)
 
 
 def _media_list(limit: int) -> str:
     return f"an array of at most {limit} http(s) URLs or asset:// IDs"
 
 
+_REFERENCE_FIELDS: Final = ("reference_image_urls", "reference_video_urls", "reference_audio_urls")
+
+
+def _combination_rules(schema: dict[str, Any]) -> None:
+    """The rules of :func:`_check_combinations`, in JSON Schema's words, so that the document
+    calls no request valid that they refuse."""
+    given = {"type": "string"}  # a frame URL that is there (null counts as absent)
+    first_frame = {"required": ["first_frame_url"], "properties": {"first_frame_url": given}}
+    absent = {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]}
+    rules: list[dict[str, Any]] = [
+        {
+            "if": {"required": ["last_frame_url"], "properties": {"last_frame_url": given}},
+            "then": first_frame,
+        },
+        {"if": first_frame, "then": {"properties": dict.fromkeys(_REFERENCE_FIELDS, absent)}},
+    ]
+    for model in cat.MODELS.values():
+        if set(model.resolutions) != set(cat.RESOLUTIONS):
+            offered: dict[str, Any] = {
+                "properties": {"resolution": {"enum": list(model.resolutions)}}
+            }
+            if cat.DEFAULT_RESOLUTION not in model.resolutions:
+                offered["required"] = ["resolution"]
+            rules.append(
+                {
+                    "if": {"required": ["model"], "properties": {"model": {"const": model.id}}},
+                    "then": offered,
+                }
+            )
+    schema["allOf"] = rules
+
+
 class VideoGenerationRequest(BaseModel):
     """A Seedance 2.0 video request as accepted: defaults applied, absent fields None."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, protected_namespaces=())
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        protected_namespaces=(),
+        json_schema_extra=_combination_rules,
+    )
 
     model: cat.ModelId = _param("The model.", "one of: " + ", ".join(cat.MODELS))
-    prompt: Annotated[str, AfterValidator(_prompt_text)] = _param(
+    prompt: Annotated[str, _matching(_PROMPT_RE)] = _param(
         "Text prompt; length in characters.",
         f"a string of {cat.MIN_PROMPT_CHARS} to {cat.MAX_PROMPT_CHARS} characters, "
         "not blank and without NUL characters",
+        pattern=PROMPT_PATTERN,
         min_length=cat.MIN_PROMPT_CHARS,
         max_length=cat.MAX_PROMPT_CHARS,
     )
@@ -161,7 +233,6 @@ class VideoGenerationRequest(BaseModel):
         "http(s) URL that receives the finished task.",
         f"an http(s) URL of at most {MAX_URL_CHARS} characters",
         default=None,
-        max_length=MAX_URL_CHARS,
     )
 
     @property
@@ -226,7 +297,7 @@ def _check_combinations(request: VideoGenerationRequest) -> None:
     if request.last_frame_url is not None and request.first_frame_url is None:
         raise InvalidRequest("last_frame_url", "last_frame_url requires first_frame_url")
     if request.first_frame_url is not None:
-        for field in ("reference_image_urls", "reference_video_urls", "reference_audio_urls"):
+        for field in _REFERENCE_FIELDS:
             if getattr(request, field) is not None:
                 raise InvalidRequest(
                     field,

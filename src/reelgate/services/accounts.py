@@ -8,15 +8,15 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-from reelgate.domain.accounts import Account, ApiKey
+from reelgate.domain.accounts import ACCOUNT_NAME_PATTERN, Account, ApiKey
 from reelgate.domain.money import CREDIT, MAX_BALANCE_USD, OPENING_CREDIT, UsdAmount
-from reelgate.errors import InvalidRequest, NotFound
+from reelgate.errors import Conflict, InvalidRequest, NotFound
 from reelgate.store.accounts import AccountStore
 from reelgate.store.audit import audit
 from reelgate.store.database import Database
 
 KEY_PREFIX: Final = "rg_"
-_ACCOUNT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
+_ACCOUNT_NAME: Final = re.compile(ACCOUNT_NAME_PATTERN)
 
 
 def hash_secret(secret: str) -> str:
@@ -72,10 +72,12 @@ class AccountService:
         amount = _amount("usd", usd, CREDIT)
         account = await self.store.credit(_existing(name), amount, note)
         if account is None:
-            raise InvalidRequest(
-                "usd",
+            # The amount itself is fine (a 400 said otherwise above); the balance is not.
+            raise Conflict(
                 f"usd would take the balance of {name!r} over {MAX_BALANCE_USD} USD, the most "
                 "an account may hold",
+                param="usd",
+                code="balance_limit",
             )
         return account
 
