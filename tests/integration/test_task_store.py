@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +14,9 @@ from reelgate.domain.ids import new_id
 from reelgate.domain.lifecycle import Advance, CheckOutcome, Fail, Made
 from reelgate.domain.pricing import Quote
 from reelgate.domain.task import NewTask, TaskState
+from reelgate.errors import InsufficientBalance
 from reelgate.store.accounts import AccountStore
+from reelgate.store.audit import audit
 from reelgate.store.database import Database
 from reelgate.store.tasks import TaskStore
 
@@ -148,3 +151,54 @@ async def test_claiming_due_tasks_uses_the_partial_index(db: Database) -> None:
         rows = await conn.exec_driver_sql(explain, params)
         plan = " ".join(str(row[-1]) for row in rows)
     assert "ix_tasks_due" in plan, plan
+
+
+async def test_creates_arriving_together_hold_exactly_what_each_account_covers(
+    db: Database,
+) -> None:
+    """Creates that arrive at once are stored together (in one statement on PostgreSQL):
+    each account gets exactly as many tasks as its balance covers, as one by one."""
+    accounts = AccountStore(db)
+    cost = QUOTE.cost_micro_usdc
+    covered = {"rich": 10, "some": 3, "none": 0}
+    owners = {}
+    for name, tasks in covered.items():
+        account = await accounts.create(name, tasks * cost + cost // 2)
+        key = await accounts.add_key(name, new_id("hash"), "rg_test")
+        owners[name] = (account.id, key.id)
+    now_ms = int(time.time() * 1000)
+    store = TaskStore(db)
+
+    async def create(name: str) -> str | None:
+        account_id, key_id = owners[name]
+        try:
+            record = await store.create(
+                NewTask(
+                    id=new_id("task"),
+                    account_id=account_id,
+                    key_id=key_id,
+                    model="seedance-2-fast",
+                    request={"prompt": "a boat"},
+                    channel="kie",
+                    quote=QUOTE,
+                    created_at_ms=now_ms,
+                    first_poll_at_ms=now_ms + 60_000,
+                    deadline_at_ms=now_ms + 3_600_000,
+                )
+            )
+        except InsufficientBalance:
+            return None
+        return record.id
+
+    names = [name for name in covered for _ in range(10)]
+    created = await asyncio.gather(*(create(name) for name in names))
+    accepted = {name: 0 for name in covered}
+    for name, task_id in zip(names, created, strict=True):
+        if task_id is not None:
+            accepted[name] += 1
+            assert await store.get(task_id) is not None
+    assert accepted == covered
+    for name, tasks in covered.items():
+        account = await accounts.get(name)
+        assert account.reserved_micro_usdc == tasks * cost
+    assert await audit(db) == []

@@ -90,8 +90,8 @@ class CallbackIntake:
                 if not lifecycle.may_bind(task, status):
                     log.warning("callback for task %s names an upstream task not its own", task.id)
                     return False
-                if await self.store.record_upstream_id(task.id, status.upstream_task_id):
-                    log.info("task %s found again upstream by its callback", task.id)
+                await self.store.record_upstream_id(task.id, status.upstream_task_id)
+                log.info("task %s found again upstream by its callback", task.id)
                 task = dataclasses.replace(
                     task, upstream_task_id=status.upstream_task_id, submission=Submission.ACCEPTED
                 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from reelgate.config import Settings
 from reelgate.domain import lifecycle
@@ -15,7 +15,7 @@ from reelgate.domain.money import margin_to_ppm
 from reelgate.domain.pricing import PriceBook
 from reelgate.domain.request import parse_request
 from reelgate.domain.task import NewTask, TaskRecord
-from reelgate.errors import NotFound, UpstreamError, UpstreamOutcomeUnknown
+from reelgate.errors import NotFound, Unavailable, UpstreamError, UpstreamOutcomeUnknown
 from reelgate.services.destinations import check_callback_url
 from reelgate.store.database import Database
 from reelgate.store.tasks import TaskStore
@@ -77,14 +77,23 @@ class TaskService:
             # The task may be running upstream: keep it, its reservation and the client's 202;
             # it is found again by its callback or given up in time, never sent twice.
             log.warning("upstream outcome unknown for task %s; not resending", record.id)
-            await self.store.record_submission_unknown(record.id)
+            await self._keep_accepted(self.store.record_submission_unknown(record.id), record)
             return record
         except UpstreamError as exc:
             log.warning("upstream refused task %s (%s fault): %s", record.id, exc.fault, exc)
             await self.store.apply(record.id, lifecycle.on_create_refused(exc.code, exc.message))
             raise
-        await self.store.record_upstream_id(record.id, upstream_id)
+        await self._keep_accepted(self.store.record_upstream_id(record.id, upstream_id), record)
         return record
+
+    async def _keep_accepted(self, write: Awaitable[None], record: TaskRecord) -> None:
+        """Note how the submission went. The task is stored and may be running upstream by
+        now, so a failure to note it must not fail the create: the client gets its task, and
+        the task, still marked pending, is found again or ends released (domain.lifecycle)."""
+        try:
+            await write
+        except Unavailable:
+            log.warning("task %s: the database could not note its submission", record.id)
 
     async def get(self, account_id: str, task_id: str) -> TaskRecord:
         """The task, when it belongs to the account; another account's task does not exist."""

@@ -3,6 +3,12 @@
 Every client's create makes these two writes, so each is one round trip on PostgreSQL and one
 thread hop on SQLite. The SQL is written out here, per database, and built only from the
 constants below, never from input: values always travel as parameters.
+
+The first write (the task and its reservation) is durable before the upstream is asked. The
+second (the upstream's id) is grouped with those of other creates on PostgreSQL and does not
+wait for the disk (see :class:`.lanes.PostgresLane`): should the database server lose it, the
+task is one whose create went unanswered, which its callback finds again or which ends with
+its money released (see ``domain.lifecycle``), and nothing is ever sent twice.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import functools
 import sqlite3
 from typing import Any, Final
 
+import asyncpg  # type: ignore[import-untyped]
 import orjson
 
 from reelgate.domain.task import BillingStatus, LedgerKind, NewTask, Submission, TaskState
@@ -39,6 +46,21 @@ COLUMNS: Final = (
     "state_since_ms",
 )
 """The columns a new task sets; the others take their defaults."""
+_INTEGERS: Final = frozenset(
+    {
+        "progress",
+        "price_per_second_micro_usdc",
+        "duration",
+        "margin_ppm",
+        "cost_micro_usdc",
+        "created_at",
+        "updated_at",
+        "next_poll_at_ms",
+        "deadline_at_ms",
+        "state_since_ms",
+    }
+)
+_PG_TYPES: Final = {name: "bigint" if name in _INTEGERS else "text" for name in COLUMNS}
 _ID, _ACCOUNT, _COST, _CREATED = (
     COLUMNS.index(name) for name in ("id", "account_id", "cost_micro_usdc", "created_at")
 )
@@ -89,6 +111,31 @@ WITH held AS (
 )
 SELECT id FROM task
 """
+# Many creates in one statement: each account's share of the batch held at once (all of it or
+# none), the tasks of the accounts that could hold theirs inserted, and their reservations.
+_PG_INSERT_MANY: Final = f"""
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS given({
+    ", ".join(f"{name} {_PG_TYPES[name]}" for name in COLUMNS)
+})
+), share AS (
+    SELECT account_id, sum(cost_micro_usdc) AS total FROM input GROUP BY account_id
+), held AS (
+    UPDATE accounts SET reserved_micro_usdc = reserved_micro_usdc + share.total
+    FROM share
+    WHERE accounts.id = share.account_id
+        AND accounts.balance_micro_usdc - accounts.reserved_micro_usdc >= share.total
+    RETURNING accounts.id
+), task AS (
+    INSERT INTO tasks ({", ".join(COLUMNS)})
+    SELECT {", ".join(COLUMNS)} FROM input WHERE account_id IN (SELECT id FROM held)
+    RETURNING id, account_id, cost_micro_usdc, created_at
+), reservation AS (
+    INSERT INTO ledger (account_id, task_id, kind, amount_micro_usdc, created_at)
+    SELECT account_id, id, '{LedgerKind.RESERVE.value}', cost_micro_usdc, created_at FROM task
+)
+SELECT id FROM task
+"""
 _PG_AVAILABLE: Final = "SELECT balance_micro_usdc - reserved_micro_usdc FROM accounts WHERE id = $1"
 _PG_ACCEPT: Final = f"""
 UPDATE tasks SET upstream_task_id = $2, submission = '{Submission.ACCEPTED.value}',
@@ -119,31 +166,53 @@ WHERE id = ? AND upstream_task_id IS NULL
 async def insert(lane: PostgresLane | SqliteLane, new: NewTask) -> None:
     """Store the task and hold its cost, or raise InsufficientBalance and store nothing."""
     values = _values(new)
-    available = 0
     if isinstance(lane, PostgresLane):
-        async with lane.connection() as conn:
-            stored = await conn.fetchval(_PG_INSERT, *values)
-            if stored is None:
-                available = await conn.fetchval(_PG_AVAILABLE, new.account_id) or 0
+        short = await lane.batcher("insert", functools.partial(_pg_insert, lane)).submit(values)
     else:
-        stored, available = await lane.run(functools.partial(_sqlite_insert, values))
-    if stored is None:
+        short = await lane.run(functools.partial(_sqlite_insert, values))
+    if short is not None:
         raise InsufficientBalance(
             f"this task costs {new.quote.cost_micro_usdc} micro-USDC but the account has "
-            f"{available} micro-USDC available"
+            f"{short} micro-USDC available"
         )
 
 
-def _sqlite_insert(values: tuple[Any, ...], conn: sqlite3.Connection) -> tuple[str | None, int]:
-    """In the writer thread: the task's id, or None and what the account has available."""
+async def _pg_insert(lane: PostgresLane, batch: list[tuple[Any, ...]]) -> list[int | None]:
+    """A batch of creates (see :class:`.lanes.Batcher`): None for each one stored, else what
+    its account has available. Several go in one statement and one commit, each account's
+    share held at once; a task whose account cannot hold all of its share in the batch is then
+    tried alone, so that what is accepted is exactly what one by one would accept."""
+    async with lane.connection() as conn:
+        stored: set[str] = set()
+        if len(batch) > 1:
+            try:
+                rows = await conn.fetch(_PG_INSERT_MANY, _as_json(batch))
+            except asyncpg.DeadlockDetectedError:
+                rows = []  # another process's batch locked its accounts the other way round
+            stored = {row[0] for row in rows}
+        results: list[int | None] = []
+        for values in batch:
+            if values[_ID] in stored or await conn.fetchval(_PG_INSERT, *values) is not None:
+                results.append(None)
+            else:
+                results.append(await conn.fetchval(_PG_AVAILABLE, values[_ACCOUNT]) or 0)
+        return results
+
+
+def _as_json(batch: list[tuple[Any, ...]]) -> str:
+    return orjson.dumps([dict(zip(COLUMNS, values, strict=True)) for values in batch]).decode()
+
+
+def _sqlite_insert(values: tuple[Any, ...], conn: sqlite3.Connection) -> int | None:
+    """In the writer thread: None once stored, else what the account has available."""
     account, cost = values[_ACCOUNT], values[_COST]
     with immediate(conn):
         if conn.execute(_SQLITE_HOLD, (cost, account, cost)).rowcount != 1:
             row = conn.execute(_SQLITE_AVAILABLE, (account,)).fetchone()
-            return None, int(row[0]) if row else 0
+            return int(row[0]) if row else 0
         conn.execute(_SQLITE_INSERT, values)
         conn.execute(_SQLITE_RESERVE, (account, values[_ID], cost, values[_CREATED]))
-    return str(values[_ID]), 0
+    return None
 
 
 async def accept(

@@ -195,10 +195,10 @@ class TaskStore:
         async with self.db.read() as conn:
             return await _get(conn, task_id)
 
-    async def record_upstream_id(self, task_id: str, upstream_task_id: str) -> bool:
-        """The upstream accepted the task under this id: the first id recorded stays. True when
-        this call recorded it (see :mod:`.accepting`)."""
-        return await accepting.accept(self.db.lane, task_id, upstream_task_id, int(time.time()))
+    async def record_upstream_id(self, task_id: str, upstream_task_id: str) -> None:
+        """The upstream accepted the task under this id: the first id recorded stays (see
+        :mod:`.accepting`)."""
+        await accepting.accept(self.db.lane, task_id, upstream_task_id, int(time.time()))
 
     async def record_submission_unknown(self, task_id: str) -> None:
         """The create was sent but its answer never came (or will never come: the process that
