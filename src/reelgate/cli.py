@@ -17,6 +17,8 @@ from reelgate.domain.money import micro_to_usd
 from reelgate.errors import ReelgateError
 from reelgate.services.accounts import AccountService
 from reelgate.services.admin_token import ensure_admin_token, rotate_admin_token
+from reelgate.services.database import open_database
+from reelgate.services.secret_key import ensure_secret_key, load_secret_key
 from reelgate.store.database import Database
 from reelgate.store.migrate import upgrade
 
@@ -46,11 +48,12 @@ def _settings() -> Settings:
 
 
 def _run(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Migrate, then run one piece of async work against the database; errors become messages."""
+    """Migrate, then run one piece of async work against the database, opened with the secret
+    key; errors become messages."""
     settings = _settings()
 
     async def main() -> T:
-        db = Database(settings.database_url)
+        db = await open_database(settings, load_secret_key(settings))
         try:
             return await work(db)
         finally:
@@ -106,6 +109,17 @@ def serve(
             "run_engine": settings.run_engine and engine,
         }
     )
+    try:
+        made = ensure_secret_key(settings)
+    except ReelgateError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    if made:
+        typer.echo(
+            f"\n  Secret key generated in {made} (readable by you only). It seals the secrets the"
+            "\n  database keeps: back it up apart from the database, and give every process of"
+            "\n  this gateway the same key.\n"
+        )
     token = _run(lambda db: ensure_admin_token(db, settings))
     if token:
         typer.echo(

@@ -14,6 +14,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.conftest import TEST_SECRET_KEY
+
 # The console script installed beside the interpreter running the tests (.venv/bin/reelgate).
 REELGATE: Final = Path(sys.executable).with_name("reelgate")
 CLI_TIMEOUT_S: Final = 60.0
@@ -27,10 +29,11 @@ class CliResult:
 
 
 def cli_env(database_url: str, settings: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The test process's environment without any REELGATE_* setting but the database and
-    ``settings``."""
+    """The test process's environment without any REELGATE_* setting but the database, the
+    test's secret key (the one its gateways have) and ``settings``."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("REELGATE_")}
     env["REELGATE_DATABASE_URL"] = database_url
+    env["REELGATE_SECRET_KEY"] = TEST_SECRET_KEY
     env.update(settings or {})
     return env
 

@@ -162,7 +162,7 @@ async def test_money_bounds_keep_existing_rows_indexes_and_triggers_unchanged(
     await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0004")
     await _execute(empty_database_url, *ROWS_AT_0004)
     before = await _snapshot(empty_database_url)
-    await upgrade_async(empty_database_url)
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0005")
     after = await _snapshot(empty_database_url)
     assert after.pop("version") == [("0005",)]
     before.pop("version")
