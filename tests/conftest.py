@@ -46,6 +46,16 @@ def _settings_only_from_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_key_file_left_in_the_working_directory() -> Iterator[None]:
+    """Every process a test starts has a key or works in a directory of its own: none may make
+    the default key file in the working directory (the repository)."""
+    default = Path("reelgate.key").absolute()
+    existed = default.exists()
+    yield
+    assert existed or not default.exists(), f"a test made {default}"
+
+
 def _postgres_unavailable(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"PostgreSQL is required under CI: {reason}")
@@ -170,12 +180,16 @@ def start_gateway(database_url: str, tmp_path: Path) -> Iterator[GatewayFactory]
         The task engine is off unless ``run_engine=True``: tasks stay where the test put them."""
         port = overrides.pop("port", None) or free_port()
         settings = Settings(
-            database_url=database_url,
             port=port,
-            admin_token=ADMIN_TOKEN,
-            secret_key=TEST_SECRET_KEY,
-            change_poll_interval_s=0.02,
-            **{"run_engine": False, "media_dir": tmp_path / "gateway-media", **overrides},
+            **{
+                "database_url": database_url,
+                "admin_token": ADMIN_TOKEN,
+                "secret_key": TEST_SECRET_KEY,
+                "change_poll_interval_s": 0.02,
+                "run_engine": False,
+                "media_dir": tmp_path / "gateway-media",
+                **overrides,
+            },
         )
         server = _ServerThread(create_app(settings, provider), port).__enter__()
         servers.append(server)

@@ -11,8 +11,8 @@ from reelgate.domain.secret_key import SecretKey
 from reelgate.errors import SecretKeyError
 from reelgate.services.secret_key import key_source
 from reelgate.store import meta
-from reelgate.store.accounts import AccountStore
 from reelgate.store.database import Database
+from reelgate.store.plaintext import seal_plaintext
 from reelgate.store.sealing import Sealer
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,6 @@ async def _check_key(db: Database, settings: Settings, key: SecretKey) -> None:
 
 
 async def _seal_plaintext(db: Database) -> None:
-    """An older reelgate kept its secrets in plaintext, and a migration, which cannot know the
-    key, could not seal them: the first start that has the key does. Idempotent and cheap when
-    there is nothing left to seal."""
-    sealed = await AccountStore(db).seal_plaintext_secrets()
-    sealed += await meta.seal_plaintext_secrets(db)
+    sealed = await seal_plaintext(db)
     if sealed:
         log.info("sealed %d secrets an older reelgate kept in plaintext", sealed)
