@@ -179,6 +179,33 @@ async def test_a_sealed_secret_moved_to_another_account_does_not_open_nor_sign(
     assert kept.json()["secret"] not in moved.text
 
 
+async def test_after_losing_the_key_reset_starts_over_with_new_secrets_and_keeps_the_money(
+    gateway: RunningGateway, api_key: str, database_url: str, start_gateway: GatewayFactory
+) -> None:
+    async with gateway.client(api_key) as client:
+        lost = (await client.get("/v1/webhooks/secret")).json()["secret"]
+    books = "SELECT name, balance_micro_usdc, reserved_micro_usdc FROM accounts"
+    before = await sql(database_url, books)
+    other = {"REELGATE_SECRET_KEY": OTHER_KEY}
+    unconfirmed = await run_cli(database_url, "secret-key", "reset", settings=other)
+    assert unconfirmed.code == 2, unconfirmed
+    assert "--yes" in unconfirmed.stderr
+    same = await run_cli(database_url, "secret-key", "reset", "--yes")
+    assert same.code == 1, same
+    assert "already the key this database's secrets are sealed under" in same.stderr
+    reset = await run_cli(database_url, "secret-key", "reset", "--yes", settings=other)
+    assert reset.code == 0, reset
+    assert "1 accounts have new webhook secrets" in reset.stdout
+    assert (await run_cli(database_url, "accounts", "show", "alice", settings=other)).code == 0
+    restarted = start_gateway(secret_key=OTHER_KEY)
+    async with restarted.client(api_key) as client:
+        fresh = await client.get("/v1/webhooks/secret")
+    assert fresh.status_code == 200
+    assert fresh.json()["secret"] != lost
+    assert await sql(database_url, books) == before
+    await audit_passes(restarted)
+
+
 # A database from before
 
 

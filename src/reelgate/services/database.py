@@ -11,6 +11,7 @@ from reelgate.domain.secret_key import SecretKey
 from reelgate.errors import SecretKeyError
 from reelgate.services.secret_key import key_source
 from reelgate.store import meta
+from reelgate.store.accounts import AccountStore
 from reelgate.store.database import Database
 from reelgate.store.plaintext import seal_plaintext
 from reelgate.store.sealing import Sealer
@@ -29,6 +30,27 @@ async def open_database(settings: Settings, key: SecretKey) -> Database:
         await db.dispose()
         raise
     return db
+
+
+async def start_over_with_key(settings: Settings, key: SecretKey) -> int:
+    """After the secret key was lost: seal under ``key`` from now on, replacing what only the
+    lost key opened. Every account gets a new webhook secret and the media signing key is made
+    anew; balances, the ledger, API keys and tasks are untouched. How many accounts changed.
+
+    Run again after a failure half way: the database takes ``key`` only at the end."""
+    db = Database(settings.database_url, Sealer(key))
+    try:
+        if await meta.get(db, meta.SECRET_KEY_FINGERPRINT) == key.fingerprint():
+            raise SecretKeyError(
+                f"{key_source(settings)} is already the key this database's secrets are sealed "
+                "under: there is nothing to start over"
+            )
+        replaced = await AccountStore(db).replace_webhook_secrets()
+        await meta.delete(db, meta.MEDIA_SIGNING_KEY)
+        await meta.put(db, meta.SECRET_KEY_FINGERPRINT, key.fingerprint())
+    finally:
+        await db.dispose()
+    return replaced
 
 
 async def _check_key(db: Database, settings: Settings, key: SecretKey) -> None:

@@ -178,6 +178,25 @@ class AccountStore:
                 sealed += updated.rowcount
         return sealed
 
+    async def replace_webhook_secrets(self) -> int:
+        """Give every account a new webhook secret and drop the one before, for a gateway whose
+        secret key was lost (nothing opens the old ones); how many accounts there are."""
+        async with self.db.write() as conn:
+            ids = (await conn.execute(sa.select(accounts.c.id))).scalars().all()
+            for account_id in ids:
+                await conn.execute(
+                    accounts.update()
+                    .where(accounts.c.id == account_id)
+                    .values(
+                        webhook_secret=self.db.sealer.seal(
+                            new_webhook_secret(), _place(account_id)
+                        ),
+                        previous_webhook_secret=None,
+                        webhook_secret_rotated_at=None,
+                    )
+                )
+        return len(ids)
+
     async def keys(self, account_id: str) -> list[ApiKey]:
         async with self.db.read() as conn:
             rows = await conn.execute(

@@ -34,6 +34,11 @@ async def put(db: Database, key: str, value: str) -> None:
             await conn.execute(meta.insert().values(key=key, value=value))
 
 
+async def delete(db: Database, key: str) -> None:
+    async with db.write() as conn:
+        await conn.execute(meta.delete().where(meta.c.key == key))
+
+
 async def put_if_absent(db: Database, key: str, value: str) -> bool:
     """Store the value unless the key exists; True when this call stored it."""
     try:
