@@ -281,7 +281,8 @@ def secret_key_reset(
         bool, typer.Option("--yes", help="Yes: replace every account's webhook secret.")
     ] = False,
 ) -> None:
-    """After losing the secret key: seal under the key this command is given from now on.
+    """After losing the secret key: seal under the key this command is given from now on (a new
+    key file is made when there is neither key nor file).
 
     Every account gets a new webhook secret (its receivers need it), and video links and
     upstream callback links made before stop working. Balances, the ledger, API keys and tasks
@@ -296,11 +297,14 @@ def secret_key_reset(
     settings = _settings()
     try:
         upgrade(settings.database_url)
+        made = ensure_secret_key(settings)
         key = load_secret_key(settings)
         replaced = asyncio.run(start_over_with_key(settings, key))
     except ReelgateError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
+    if made:
+        typer.echo(f"secret key generated in {made}: back it up apart from the database")
     typer.echo(
         f"the database's secrets are sealed under {key_source(settings)} from now on: "
         f"{replaced} accounts have new webhook secrets"

@@ -206,6 +206,24 @@ async def test_after_losing_the_key_reset_starts_over_with_new_secrets_and_keeps
     await audit_passes(restarted)
 
 
+async def test_reset_with_neither_key_nor_file_makes_a_new_key_file(
+    gateway: RunningGateway, api_key: str, database_url: str, tmp_path: Path
+) -> None:
+    reset = await run_cli(
+        database_url, "secret-key", "reset", "--yes", cwd=tmp_path,
+        settings={"REELGATE_SECRET_KEY": None},
+    )  # fmt: skip
+    assert reset.code == 0, reset
+    key_file = tmp_path / "reelgate.key"
+    assert f"secret key generated in {key_file}" in reset.stdout
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    shown = await run_cli(
+        database_url, "accounts", "show", "alice", cwd=tmp_path,
+        settings={"REELGATE_SECRET_KEY": None},
+    )  # fmt: skip
+    assert shown.code == 0, shown
+
+
 # A database from before
 
 

@@ -1,8 +1,9 @@
 """The gateway's secret key: configured (``REELGATE_SECRET_KEY``), or kept in a file
 (``REELGATE_SECRET_KEY_FILE``) that ``reelgate serve`` makes on first start.
 
-Every process of one gateway needs the same key; only ``serve`` ever makes one, so that an engine
-or a command run somewhere else fails, saying why, instead of sealing under a key of its own.
+Every process of one gateway needs the same key. Only ``serve`` makes one (and ``secret-key
+reset``, which is asked to start over), so that an engine or a command run somewhere else fails,
+saying why, instead of sealing under a key of its own.
 """
 
 from __future__ import annotations
