@@ -37,7 +37,7 @@ def ensure_secret_key(settings: Settings) -> Path | None:
             return None
     except OSError as exc:
         raise SecretKeyError(
-            f"cannot make the secret key file {path.absolute()}: {exc.strerror}; set "
+            f"cannot read or make the secret key file {path.absolute()}: {exc.strerror}; set "
             "REELGATE_SECRET_KEY_FILE to a writable place, or REELGATE_SECRET_KEY"
         ) from None
     return path.absolute()
