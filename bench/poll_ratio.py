@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -160,6 +161,8 @@ def main() -> None:
             "BENCH_CWD": tmp,
             "REELGATE_DATABASE_URL": url,
             "REELGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+            # The commands run before `serve` would make a key file: they share this one.
+            "REELGATE_SECRET_KEY": secrets.token_hex(32),
             # This checkout's sources first, whichever checkout the virtualenv was installed from.
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
         }

@@ -21,13 +21,19 @@ import uvicorn
 from reelgate.api.server import server_options
 from reelgate.app import create_app
 from reelgate.config import Settings
+from reelgate.domain.secret_key import SecretKey
+from reelgate.store.database import Database
 from reelgate.store.migrate import upgrade
 from reelgate.store.schema import metadata
+from reelgate.store.sealing import Sealer
 from reelgate.upstream.provider import Provider
 from reelgate.upstream.sandbox import SandboxSettings, create_sandbox_app
 
 PG_ADMIN_DSN = os.environ.get("REELGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN_TOKEN = "rga_test-admin-token"
+# Every gateway, command and engine a test starts gets this key, so that none writes a key file
+# into the working directory (the repository) and processes sharing a database share the key.
+TEST_SECRET_KEY = "7e57" * 16
 SANDBOX_KEY = "sandbox-test-key"
 # Under CI a missing PostgreSQL is a failure, not a skip.
 REQUIRE_SERVICES = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -39,6 +45,16 @@ def _settings_only_from_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("REELGATE_") and name != "REELGATE_TEST_PG":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_key_file_left_in_the_working_directory() -> Iterator[None]:
+    """Every process a test starts has a key or works in a directory of its own: none may make
+    the default key file in the working directory (the repository)."""
+    default = Path("reelgate.key").absolute()
+    existed = default.exists()
+    yield
+    assert existed or not default.exists(), f"a test made {default}"
 
 
 def _postgres_unavailable(reason: str) -> None:
@@ -88,6 +104,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     # TRUNCATE fires no row triggers, so it also empties the append-only ledger.
     asyncio.run(_pg_admin(f"TRUNCATE {', '.join(metadata.tables)} RESTART IDENTITY CASCADE", name))
     yield _pg_url(name)
+
+
+def open_database(url: str) -> Database:
+    """The database as the test's gateways open it: with the test's secret key."""
+    return Database(url, Sealer(SecretKey.parse(TEST_SECRET_KEY)))
 
 
 def free_port() -> int:
@@ -160,11 +181,16 @@ def start_gateway(database_url: str, tmp_path: Path) -> Iterator[GatewayFactory]
         The task engine is off unless ``run_engine=True``: tasks stay where the test put them."""
         port = overrides.pop("port", None) or free_port()
         settings = Settings(
-            database_url=database_url,
             port=port,
-            admin_token=ADMIN_TOKEN,
-            change_poll_interval_s=0.02,
-            **{"run_engine": False, "media_dir": tmp_path / "gateway-media", **overrides},
+            **{
+                "database_url": database_url,
+                "admin_token": ADMIN_TOKEN,
+                "secret_key": TEST_SECRET_KEY,
+                "change_poll_interval_s": 0.02,
+                "run_engine": False,
+                "media_dir": tmp_path / "gateway-media",
+                **overrides,
+            },
         )
         # Served as `reelgate serve` serves it: the same server limits.
         server = _ServerThread(

@@ -19,9 +19,10 @@ from reelgate.api.resources import TaskView
 from reelgate.api.state import ApiState
 from reelgate.config import Settings
 from reelgate.engine.process import EngineProcess
+from reelgate.services.database import open_database
 from reelgate.services.destinations import Reach, origin
+from reelgate.services.secret_key import load_secret_key
 from reelgate.services.wiring import Services, open_services
-from reelgate.store.database import Database
 from reelgate.upstream.provider import Provider
 from reelgate.upstream.wiring import EMBEDDED_SANDBOX_PATH, build_upstream
 
@@ -75,9 +76,10 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
+        key = load_secret_key(settings)
+        db = await open_database(settings, key)
         services = await open_services(
-            settings, db, chosen, _callback_base(settings, chosen.channel)
+            settings, key, db, chosen, _callback_base(settings, chosen.channel)
         )
         api = ApiState.of(services)
         app.state.api = api
@@ -111,10 +113,11 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
 
 async def run_engine(settings: Settings, stop: asyncio.Event, *, once: bool = False) -> None:
     """The engine alone, for deployments that split it from the API (``reelgate engine``)."""
+    key = load_secret_key(settings)
+    db = await open_database(settings, key)
     provider = build_upstream(settings).provider
-    db = Database(settings.database_url)
     try:
-        services = await open_services(settings, db, provider, None)
+        services = await open_services(settings, key, db, provider, None)
         engine = engine_process(services, provider)
         if once:
             await engine.run_once()

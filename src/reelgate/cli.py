@@ -17,6 +17,8 @@ from reelgate.domain.money import micro_to_usd
 from reelgate.errors import ReelgateError
 from reelgate.services.accounts import AccountService
 from reelgate.services.admin_token import ensure_admin_token, rotate_admin_token
+from reelgate.services.database import open_database, start_over_with_key
+from reelgate.services.secret_key import ensure_secret_key, key_source, load_secret_key
 from reelgate.store.database import Database
 from reelgate.store.migrate import upgrade
 
@@ -30,9 +32,13 @@ app = typer.Typer(
 accounts_app = typer.Typer(help="Accounts and their balances.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 admin_token_app = typer.Typer(help="The admin API's token.", no_args_is_help=True)
+secret_key_app = typer.Typer(
+    help="The secret key that seals the secrets the database keeps.", no_args_is_help=True
+)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_token_app, name="admin-token")
+app.add_typer(secret_key_app, name="secret-key")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -46,11 +52,12 @@ def _settings() -> Settings:
 
 
 def _run(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Migrate, then run one piece of async work against the database; errors become messages."""
+    """Migrate, then run one piece of async work against the database, opened with the secret
+    key; errors become messages."""
     settings = _settings()
 
     async def main() -> T:
-        db = Database(settings.database_url)
+        db = await open_database(settings, load_secret_key(settings))
         try:
             return await work(db)
         finally:
@@ -107,6 +114,17 @@ def serve(
             "run_engine": settings.run_engine and engine,
         }
     )
+    try:
+        made = ensure_secret_key(settings)
+    except ReelgateError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    if made:
+        typer.echo(
+            f"\n  Secret key generated in {made} (readable by you only). It seals the secrets the"
+            "\n  database keeps: back it up apart from the database, and give every process of"
+            "\n  this gateway the same key.\n"
+        )
     token = _run(lambda db: ensure_admin_token(db, settings))
     if token:
         typer.echo(
@@ -255,6 +273,42 @@ def admin_token_rotate() -> None:
     """Replace the generated admin token; restart the gateway to use the new one."""
     token = _run(rotate_admin_token)
     typer.echo(token)
+
+
+@secret_key_app.command("reset")
+def secret_key_reset(
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Yes: replace every account's webhook secret.")
+    ] = False,
+) -> None:
+    """After losing the secret key: seal under the key this command is given from now on (a new
+    key file is made when there is neither key nor file).
+
+    Every account gets a new webhook secret (its receivers need it), and video links and
+    upstream callback links made before stop working. Balances, the ledger, API keys and tasks
+    are kept. Stop the gateway first; give every process the new key.
+    """
+    if not yes:
+        typer.echo(
+            "error: this replaces every account's webhook secret: run it again with --yes",
+            err=True,
+        )
+        raise typer.Exit(2)
+    settings = _settings()
+    try:
+        upgrade(settings.database_url)
+        made = ensure_secret_key(settings)
+        key = load_secret_key(settings)
+        replaced = asyncio.run(start_over_with_key(settings, key))
+    except ReelgateError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    if made:
+        typer.echo(f"secret key generated in {made}: back it up apart from the database")
+    typer.echo(
+        f"the database's secrets are sealed under {key_source(settings)} from now on: "
+        f"{replaced} accounts have new webhook secrets"
+    )
 
 
 def main() -> None:

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     admin_token: str | None = None
     """When unset, ``serve`` generates one on first start, prints it once and keeps its hash."""
 
+    secret_key: SecretStr | None = None
+    """Seals the secrets the database keeps and makes upstream callback tokens: 64 hexadecimal
+    digits. When unset, the key is read from ``secret_key_file``."""
+    secret_key_file: Path = Path("reelgate.key")
+    """Where the secret key is kept when ``secret_key`` is unset (relative to the working
+    directory, beside the default SQLite file); ``serve`` makes it on first start."""
+
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -98,7 +105,7 @@ class Settings(BaseSettings):
     media_link_ttl_s: int = Field(default=86_400, ge=60)
     """How long a signed video link in a task's result works; polling again gives a fresh one."""
     media_signing_key: SecretStr | None = None
-    """Signs video links; when unset, one is generated once and kept in the database."""
+    """Signs video links; when unset, one is generated once and kept in the database, sealed."""
     media_max_bytes: int = Field(default=2 * 1024**3, ge=1024)
     """A result larger than this is not copied (and the task does not succeed)."""
     media_timeout_s: float = Field(default=60.0, gt=0)

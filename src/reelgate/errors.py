@@ -19,7 +19,9 @@ adaptor, a download); the rest of the code sees only these::
     ├── Unavailable               the gateway cannot serve now (the database is down)
     ├── DestinationRefused        an address the gateway must not reach (webhooks, downloads)
     │   └── DestinationUnresolved     a host name that does not resolve
-    └── MediaUnavailable          a result could not be copied (tried again later)
+    ├── MediaUnavailable          a result could not be copied (tried again later)
+    └── SecretKeyError            the secret key is missing or malformed, or does not open the
+                                  secrets the database keeps
 """
 
 from __future__ import annotations
@@ -165,3 +167,10 @@ class MediaUnavailable(ReelgateError):
     """A result could not be copied into the media store; the copy is tried again later."""
 
     code = "media_unavailable"
+
+
+class SecretKeyError(ReelgateError):
+    """The gateway's secret key is missing or malformed, is not the key the database's secrets
+    were sealed under, or a sealed secret does not open: nothing is signed with a wrong secret."""
+
+    code = "secret_key"

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -173,8 +174,14 @@ def test_quickstart_from_an_empty_directory_to_a_reserved_task_and_a_restart(
         tokens = ADMIN_TOKEN.findall(first.printed())
         assert len(tokens) == 1, first.printed()
         [admin_token] = tokens
-        # The SQLite file lives in the working directory.
+        # The SQLite file lives in the working directory, and the secret key beside it, made
+        # on this first start, announced once and readable by its owner only.
         assert (workdir / "reelgate.db").is_file()
+        key_file = workdir / "reelgate.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        secret_key = key_file.read_text()
+        assert re.fullmatch(r"[0-9a-f]{64}\n", secret_key), secret_key
+        assert first.printed().count(f"Secret key generated in {key_file}") == 1
 
         reelgate(workdir, "accounts", "create", "studio", "--credit-usd", "25")
         issued = json.loads(reelgate(workdir, "keys", "create", "studio", "--json").stdout)
@@ -202,13 +209,19 @@ def test_quickstart_from_an_empty_directory_to_a_reserved_task_and_a_restart(
         assert task["billing"]["reserve_amount_micro_usdc"] == RESERVED
 
     assert first.proc.poll() is not None, "the first server did not stop"
-    # Kept only as a hash: the token itself is nowhere in the database files.
+    # Kept only as a hash: the token itself is nowhere in the database files. Nor is the
+    # secret key, which only its own file holds.
     for file in workdir.iterdir():
         assert admin_token.encode() not in file.read_bytes(), file
+        if file != key_file:
+            assert secret_key.strip().encode() not in file.read_bytes(), file
 
     with serving(workdir, logs, "second") as second:
         assert not ADMIN_TOKEN.search(second.printed() + second.logged()), second.printed()
         assert "Admin token" not in second.printed()
+        # The key made on the first start is the one used again.
+        assert "Secret key generated" not in second.printed()
+        assert key_file.read_text() == secret_key
         status, audit = curl(
             f"{second.base_url}/admin/audit", "-H", f"Authorization: Bearer {admin_token}"
         )

@@ -14,6 +14,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.conftest import TEST_SECRET_KEY
+
 # The console script installed beside the interpreter running the tests (.venv/bin/reelgate).
 REELGATE: Final = Path(sys.executable).with_name("reelgate")
 CLI_TIMEOUT_S: Final = 60.0
@@ -26,12 +28,17 @@ class CliResult:
     stderr: str
 
 
-def cli_env(database_url: str, settings: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The test process's environment without any REELGATE_* setting but the database and
-    ``settings``."""
+def cli_env(database_url: str, settings: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The test process's environment without any REELGATE_* setting but the database, the
+    test's secret key (the one its gateways have) and ``settings`` (None unsets one)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("REELGATE_")}
     env["REELGATE_DATABASE_URL"] = database_url
-    env.update(settings or {})
+    env["REELGATE_SECRET_KEY"] = TEST_SECRET_KEY
+    for name, value in (settings or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
@@ -39,7 +46,7 @@ async def run_cli(
     database_url: str,
     *args: str,
     cwd: Path | None = None,
-    settings: Mapping[str, str] | None = None,
+    settings: Mapping[str, str | None] | None = None,
 ) -> CliResult:
     """Run ``reelgate ARGS`` against the database, with REELGATE_* ``settings`` besides; killed
     if it outlasts CLI_TIMEOUT_S."""
@@ -76,3 +83,14 @@ async def sql(
             return [tuple(row) for row in result] if result.returns_rows else []
     finally:
         await engine.dispose()
+
+
+async def kept_values(database_url: str) -> list[str]:
+    """Every value a copy of the database holds that could be a key: the meta table's values
+    and the accounts' webhook secrets, as stored."""
+    rows = await sql(
+        database_url,
+        "SELECT value FROM meta UNION ALL SELECT webhook_secret FROM accounts UNION ALL "
+        "SELECT previous_webhook_secret FROM accounts WHERE previous_webhook_secret IS NOT NULL",
+    )
+    return [value for (value,) in rows]

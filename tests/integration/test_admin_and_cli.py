@@ -18,8 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from reelgate.domain.ids import new_id
 from reelgate.services.accounts import AccountService
-from reelgate.store.database import Database
-from tests.conftest import ADMIN_TOKEN, RunningGateway
+from tests.conftest import ADMIN_TOKEN, RunningGateway, open_database
 from tests.integration.cli_runner import CliResult, run_cli, sql
 from tests.spec_examples import TEXT_TO_VIDEO as FIRST_EXAMPLE
 
@@ -685,7 +684,7 @@ async def test_cli_unknown_account_or_key_exits_1_with_a_message(
 async def test_cli_invalid_input_exits_1_naming_it_and_changes_nothing(
     database_url: str, args: tuple[str, ...], words: tuple[str, ...]
 ) -> None:
-    db = Database(database_url)
+    db = open_database(database_url)
     try:
         await AccountService(db).create("existing", "1")
     finally:

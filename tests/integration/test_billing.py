@@ -28,7 +28,7 @@ from reelgate.errors import UpstreamError
 from reelgate.services.accounts import AccountService
 from reelgate.store.database import Database
 from reelgate.store.tasks import TaskStore
-from tests.conftest import GatewayFactory, RunningGateway
+from tests.conftest import GatewayFactory, RunningGateway, open_database
 from tests.doubles import AcceptingProvider, RefusingProvider
 from tests.integration.cli_runner import run_cli, sql
 from tests.spec_examples import TEXT_TO_VIDEO as FIRST_EXAMPLE
@@ -317,7 +317,7 @@ async def seed(db: Database, name: str, credit_micro: int, n_tasks: int) -> Seed
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
+    database = open_database(database_url)
     try:
         yield database
     finally:
@@ -335,7 +335,7 @@ async def finish_concurrently(
 ) -> list[bool]:
     """Call TaskStore.finish once per state, all at once: through one engine, or each through
     an engine of its own as separate workers would. No call may raise."""
-    engines = [Database(database_url) for _ in states] if own_engines else [db] * len(states)
+    engines = [open_database(database_url) for _ in states] if own_engines else [db] * len(states)
     try:
         results = await asyncio.gather(
             *(

@@ -5,6 +5,8 @@ are fetched only from addresses the gateway may reach."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +23,10 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from reelgate.config import Settings
+from reelgate.domain.links import callback_token
 from reelgate.upstream.kie import KieProvider, callback_signature
 from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory, free_port
+from tests.integration.cli_runner import kept_values
 from tests.integration.engine_helpers import FAST_ENGINE, TEXT, audit_passes, create, until_final
 from tests.sandbox_support import kie_client, serve
 
@@ -132,6 +136,38 @@ async def test_a_callback_without_its_tasks_token_is_refused_and_changes_nothing
     body = answer.json()
     assert set(body) == {"error", "message", "type", "code", "param"}
     assert task["state"] != "fail"
+    assert task["billing"]["status"] == "reserved"
+
+
+async def test_a_callback_token_made_from_anything_a_copy_of_the_database_holds_is_refused(
+    slow_upstream: tuple[RunningGateway, str],
+) -> None:
+    gateway, sandbox = slow_upstream
+    key = await gateway.account_with_key("target", credit_usd="10")
+    async with gateway.client(key) as client:
+        task_id = await create(client, TEXT)
+        upstream_id = await _upstream_id(gateway, task_id)
+        path, real = await _callback_link(sandbox, upstream_id)
+        kept = await kept_values(gateway.settings.database_url)
+        # Each value as the key, and as the key the callback key was once derived from.
+        candidates = [value.encode() for value in kept] + [
+            hmac.new(value.encode(), b"upstream callbacks", hashlib.sha256).digest()
+            for value in kept
+        ]
+        answers = [
+            await client.post(
+                path,
+                params={"task_id": task_id, "token": callback_token(candidate, task_id)},
+                json=_forged(upstream_id, "fail"),
+            )
+            for candidate in candidates
+        ]
+        genuine = await client.post(path, params=real, json=_forged(upstream_id, "fail"))
+        task = (await client.get(f"/v1/tasks/{task_id}")).json()
+    assert kept, "the database keeps values to try"
+    assert [answer.status_code for answer in answers] == [401] * len(candidates)
+    assert {answer.json()["code"] for answer in answers} == {"invalid_callback_token"}
+    assert genuine.status_code == 200, genuine.text
     assert task["billing"]["status"] == "reserved"
 
 

@@ -219,6 +219,8 @@ async def test_two_engine_processes_share_one_backlog_without_polling_a_task_twi
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")},
         "REELGATE_DATABASE_URL": database_url,
+        # An engine opens the secrets the gateway sealed: it needs the gateway's key.
+        "REELGATE_SECRET_KEY": gateway.settings.secret_key.get_secret_value(),
         "REELGATE_KIE_API_KEY": SANDBOX_KEY,
         "REELGATE_KIE_BASE_URL": sandbox,
         # Engines write the videos the gateway serves: they share its media directory.
@@ -310,6 +312,8 @@ async def test_engine_once_does_the_work_due_now_and_exits_so_cron_can_run_it(
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")},
         "REELGATE_DATABASE_URL": database_url,
+        # An engine opens the secrets the gateway sealed: it needs the gateway's key.
+        "REELGATE_SECRET_KEY": gateway.settings.secret_key.get_secret_value(),
         "REELGATE_KIE_API_KEY": SANDBOX_KEY,
         "REELGATE_KIE_BASE_URL": sandbox,
         "REELGATE_MEDIA_DIR": str(gateway.settings.media_dir),

@@ -13,9 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from reelgate.domain import links
 from reelgate.upstream.kie import KieProvider
 from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory
 from tests.integration.api_helpers import assert_error
+from tests.integration.cli_runner import kept_values, sql
 from tests.integration.engine_helpers import (
     FAST_ENGINE,
     SANDBOX_ON_LOOPBACK,
@@ -148,6 +150,30 @@ async def test_the_owner_reads_with_the_key_and_nobody_else_without_a_valid_link
             assert refused.status_code == 403, url
             assert refused.json()["error"] == "forbidden"
         assert (await anonymous.get(f"{path[:-1]}x")).status_code == 400
+
+
+@pytest.mark.usefixtures("quick_sandbox")
+async def test_a_link_signed_with_anything_a_copy_of_the_database_holds_is_refused(
+    start_gateway: GatewayFactory, database_url: str
+) -> None:
+    gateway = start_gateway(**FAST_ENGINE)
+    _, task = await _succeeded(gateway)
+    signed = urlsplit(_content_url(task))
+    query = parse_qs(signed.query)
+    expires = int(query["expires"][0])
+    kept = await kept_values(database_url)
+    [[media_key]] = await sql(
+        database_url, "SELECT value FROM meta WHERE key = 'media_signing_key'"
+    )
+    assert media_key in kept, "the generated signing key is among the values tried"
+    async with gateway.client() as anonymous:
+        assert (await anonymous.get(_content_url(task))).status_code == 200
+        for value in kept:
+            forged = links.signature(value.encode(), task["task_id"], 0, expires)
+            answer = await anonymous.get(
+                signed.path, params={"expires": expires, "signature": forged}
+            )
+            assert answer.status_code == 403, value
 
 
 @pytest.mark.usefixtures("quick_sandbox")

@@ -162,7 +162,7 @@ async def test_money_bounds_keep_existing_rows_indexes_and_triggers_unchanged(
     await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0004")
     await _execute(empty_database_url, *ROWS_AT_0004)
     before = await _snapshot(empty_database_url)
-    await upgrade_async(empty_database_url)
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0005")
     after = await _snapshot(empty_database_url)
     assert after.pop("version") == [("0005",)]
     before.pop("version")
@@ -225,3 +225,47 @@ async def test_downgrading_the_money_bounds_keeps_rows_and_the_append_only_ledge
     await _execute(empty_database_url, "UPDATE tasks SET margin_ppm = 0")
     with pytest.raises(sa.exc.DBAPIError, match="append-only"):
         await _execute(empty_database_url, "DELETE FROM ledger")
+
+
+# 0006: room for sealed secrets
+
+SEALED_LOOKING: Final = "enc1:" + "A" * 200
+
+
+async def test_sealed_secrets_widen_the_columns_and_keep_rows_and_constraints(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0005")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    before = await _snapshot(empty_database_url)
+    await upgrade_async(empty_database_url)
+    after = await _snapshot(empty_database_url)
+    assert (before.pop("version"), after.pop("version")) == ([("0005",)], [("0006",)])
+    assert after == before
+    # A sealed secret fits (PostgreSQL refused more than 64 characters before).
+    await _execute(
+        empty_database_url,
+        f"UPDATE accounts SET webhook_secret = '{SEALED_LOOKING}', "
+        f"previous_webhook_secret = '{SEALED_LOOKING}'",
+    )
+    # The money bounds are still there after SQLite rebuilt the table.
+    with pytest.raises(sa.exc.IntegrityError, match="balance_micro_usdc_bounds"):
+        await _execute(
+            empty_database_url, "UPDATE accounts SET balance_micro_usdc = 2000000000000000"
+        )
+
+
+async def test_downgrading_below_0006_refuses_while_secrets_are_sealed_and_changes_nothing(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0005")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    await upgrade_async(empty_database_url)
+    await _execute(empty_database_url, f"UPDATE accounts SET webhook_secret = '{SEALED_LOOKING}'")
+    before = await _snapshot(empty_database_url)
+    with pytest.raises(RuntimeError, match="1 accounts keep their webhook secrets sealed"):
+        await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0005")
+    assert await _snapshot(empty_database_url) == before
+    await _execute(empty_database_url, "UPDATE accounts SET webhook_secret = 'whsec_x'")
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0005")
+    assert (await _snapshot(empty_database_url))["version"] == [("0005",)]

@@ -31,7 +31,7 @@ from reelgate.store.database import Database
 from reelgate.store.migrate import upgrade
 from reelgate.store.schema import accounts, ledger
 from reelgate.store.tasks import TaskStore
-from tests.conftest import RunningGateway
+from tests.conftest import RunningGateway, open_database
 from tests.integration.api_helpers import assert_error
 from tests.integration.cli_runner import CliResult, run_cli, sql
 
@@ -203,7 +203,7 @@ async def test_cli_credit_past_the_maximum_balance_exits_1_and_changes_nothing(
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
+    database = open_database(database_url)
     try:
         yield database
     finally:
@@ -350,7 +350,7 @@ def sqlite_url(tmp_path: Path) -> str:
 async def test_sqlite_refuses_an_amount_not_stored_as_an_integer(
     sqlite_url: str, statement: str
 ) -> None:
-    db = Database(sqlite_url)
+    db = open_database(sqlite_url)
     try:
         await _seed(db)
     finally:

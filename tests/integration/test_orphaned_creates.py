@@ -17,7 +17,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import ADMIN_TOKEN, SANDBOX_KEY, SandboxFactory, free_port
+from tests.conftest import ADMIN_TOKEN, SANDBOX_KEY, TEST_SECRET_KEY, SandboxFactory, free_port
 from tests.integration.engine_helpers import TEXT
 from tests.sandbox_support import kie_client
 
@@ -106,6 +106,7 @@ def _env(database_url: str, sandbox: str, tmp_path: Path, **extra: str) -> dict[
         **{k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")},
         "REELGATE_DATABASE_URL": database_url,
         "REELGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "REELGATE_SECRET_KEY": TEST_SECRET_KEY,
         "REELGATE_KIE_API_KEY": SANDBOX_KEY,
         "REELGATE_KIE_BASE_URL": sandbox,
         "REELGATE_KIE_TIMEOUT_S": "30",

@@ -19,13 +19,14 @@ from reelgate.store.accounts import AccountStore
 from reelgate.store.audit import audit
 from reelgate.store.database import Database
 from reelgate.store.tasks import TaskStore
+from tests.conftest import open_database
 
 QUOTE = Quote("480p_no_video", 77_500, 4, 1_000_000, 310_000)
 
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
+    database = open_database(database_url)
     yield database
     await database.dispose()
 

@@ -18,6 +18,7 @@ from standardwebhooks import Webhook
 from reelgate.errors import DestinationRefused
 from reelgate.services.destinations import Reach, pin
 from tests.conftest import GatewayFactory, RunningGateway
+from tests.integration.cli_runner import sql
 from tests.integration.engine_helpers import FAST_ENGINE, TEXT, audit_passes, create, until_final
 from tests.sandbox_support import Receiver, eventually, receiver
 
@@ -230,6 +231,35 @@ async def test_after_a_rotation_both_secrets_sign_so_receivers_can_switch_over(
     assert len(delivery.headers["webhook-signature"].split(" ")) == 2
     for secret in (old, new):
         assert Webhook(secret).verify(delivery.body, delivery.headers)["state"] == "success"
+
+
+@pytest.mark.usefixtures("quick_sandbox")
+async def test_the_secrets_read_are_those_that_sign_and_the_database_keeps_them_sealed(
+    start_gateway: GatewayFactory, database_url: str
+) -> None:
+    gateway = start_gateway(**WEBHOOKS)
+    with receiver() as hook:
+        key = await gateway.account_with_key("sealed", credit_usd="10")
+        async with gateway.client(key) as client:
+            old = await _secret(client)
+            await until_final(client, await create(client, {**TEXT, "callBackUrl": hook.url}))
+            await eventually(hook.count(1))
+            new = (await client.post("/v1/webhooks/secret/rotate")).json()["secret"]
+            await until_final(client, await create(client, {**TEXT, "callBackUrl": hook.url}))
+            await eventually(hook.count(2))
+            read_after = await _secret(client)
+    before, after = hook.deliveries
+    assert Webhook(old).verify(before.body, before.headers)["state"] == "success"
+    for secret in (old, new):
+        assert Webhook(secret).verify(after.body, after.headers)["state"] == "success"
+    assert read_after == new != old
+    [stored] = await sql(
+        database_url, "SELECT webhook_secret, previous_webhook_secret FROM accounts"
+    )
+    assert all(value.startswith("enc1:") for value in stored), stored
+    for secret in (old, new):
+        # Neither whole nor its random part (after "whsec_").
+        assert not any(secret.removeprefix("whsec_") in value for value in stored)
 
 
 async def test_each_account_reads_and_rotates_its_own_secret(gateway: RunningGateway) -> None:

@@ -51,6 +51,8 @@ ANSWERS: Final[dict[type[errors.ReelgateError], Answer]] = {
     errors.DestinationRefused: Answer(503, "internal_error", "api_error", shown=False),
     errors.DestinationUnresolved: Answer(503, "internal_error", "api_error", shown=False),
     errors.MediaUnavailable: Answer(503, "internal_error", "api_error", shown=False),
+    # A secret the database keeps does not open with this process's key: the operator's to fix.
+    errors.SecretKeyError: Answer(503, "internal_error", "api_error", shown=False),
 }
 INTERNAL: Final = Answer(503, "internal_error", "api_error", shown=False)
 """For anything without a row: the contract's error body, never a bare 500."""

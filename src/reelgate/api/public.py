@@ -20,7 +20,7 @@ router = APIRouter()
 create_router = APIRouter()
 """The create routes, described in the OpenAPI document but served by the hot paths (see
 :mod:`reelgate.api.hot_paths`): the framework's routing would cost a third of each create."""
-# Declared for the OpenAPI document; the header itself is read and judged by Gateway.
+# Declared for the OpenAPI document; the header itself is read and judged by api.auth.
 _api_key = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
 ApiKeyHeader = Annotated[HTTPAuthorizationCredentials | None, Security(_api_key)]
 

@@ -44,10 +44,6 @@ class ApiState:
             cache=cache,
         )
 
-    @property
-    def view(self) -> TaskView:
-        return self.bodies.view
-
     async def follow_changes(self) -> None:
         """Keep the caches and event streams fresh for as long as the process runs. If
         following fails, nothing cached can be trusted: drop it all and start again."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from reelgate.config import Settings
 from reelgate.domain.changes import Change
 from reelgate.domain.pricing import PriceBook
+from reelgate.domain.secret_key import KeyUse, SecretKey
 from reelgate.services.accounts import AccountService, hash_secret
 from reelgate.services.callbacks import CallbackIntake
 from reelgate.services.signing import media_signing_key
@@ -43,17 +42,24 @@ class Services:
 
 
 async def open_services(
-    settings: Settings, db: Database, provider: Provider, callback_base: str | None
+    settings: Settings,
+    key: SecretKey,
+    db: Database,
+    provider: Provider,
+    callback_base: str | None,
 ) -> Services:
     """The services, with the keys the gateway keeps read from the database (or made there on
-    first start). ``callback_base`` is where upstreams reach this channel's callbacks."""
+    first start). ``db`` is opened with ``key`` (:func:`reelgate.services.database.open_database`);
+    ``callback_base`` is where upstreams reach this channel's callbacks."""
     link_key = await media_signing_key(db, settings)
     admin_token_hash = (
         hash_secret(settings.admin_token)
         if settings.admin_token
         else await meta.get(db, meta.ADMIN_TOKEN_HASH)
     )
-    callback_key = hmac.new(link_key, b"upstream callbacks", hashlib.sha256).digest()
+    # From the secret key, which the database never holds: a copy of the database alone cannot
+    # make a callback token.
+    callback_key = key.derive(KeyUse.CALLBACK_TOKENS)
     prices = PriceBook(settings.prices)
     store = TaskStore(db)
     callbacks = CallbackIntake(store, provider, callback_key, callback_base)

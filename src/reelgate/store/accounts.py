@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +19,7 @@ from reelgate.errors import Conflict, NotFound
 from reelgate.store import changes
 from reelgate.store.database import Database
 from reelgate.store.schema import accounts, api_keys, ledger
+from reelgate.store.sealing import PREFIX, Sealer, is_sealed
 
 # An ApiKey's fields: everything but the hash, which never leaves the store.
 _KEY_COLUMNS = (
@@ -29,11 +31,30 @@ _KEY_COLUMNS = (
 )
 
 
-async def _account_by_name(conn: AsyncConnection, name: str) -> Account:
+def _place(account_id: str) -> str:
+    """Where an account's webhook secrets are kept, which their sealing is bound to: both
+    columns share it, so that a rotation moves the current one to the previous in SQL."""
+    return f"accounts/{account_id}"
+
+
+def account_of(row: sa.Row[Any], sealer: Sealer) -> Account:
+    """An accounts row as a value, its webhook secrets opened."""
+    place = _place(row.id)
+    previous = row.previous_webhook_secret
+    return Account(
+        **{
+            **row._mapping,
+            "webhook_secret": sealer.open(row.webhook_secret, place),
+            "previous_webhook_secret": None if previous is None else sealer.open(previous, place),
+        }
+    )
+
+
+async def _account_by_name(conn: AsyncConnection, sealer: Sealer, name: str) -> Account:
     row = (await conn.execute(sa.select(accounts).where(accounts.c.name == name))).one_or_none()
     if row is None:
         raise NotFound(f"no account named {name!r}")
-    return Account(**row._mapping)
+    return account_of(row, sealer)
 
 
 async def _credit(conn: AsyncConnection, account_id: str, amount: int, note: str | None) -> bool:
@@ -78,7 +99,9 @@ class AccountStore:
                         id=account_id,
                         name=name,
                         created_at=int(time.time()),
-                        webhook_secret=new_webhook_secret(),
+                        webhook_secret=self.db.sealer.seal(
+                            new_webhook_secret(), _place(account_id)
+                        ),
                     )
                 )
             except IntegrityError:
@@ -87,7 +110,7 @@ class AccountStore:
                 conn, account_id, credit_micro_usdc, "opening credit"
             ):
                 raise ValueError(f"an opening credit of {credit_micro_usdc} is over the maximum")
-            return await _account_by_name(conn, name)
+            return await _account_by_name(conn, self.db.sealer, name)
 
     async def credit(
         self, name: str, amount_micro_usdc: int, note: str | None = None
@@ -95,14 +118,14 @@ class AccountStore:
         """The account after the credit; None when it would take the balance over the most an
         account may hold, and nothing was written."""
         async with self.db.write() as conn:
-            account = await _account_by_name(conn, name)
+            account = await _account_by_name(conn, self.db.sealer, name)
             if not await _credit(conn, account.id, amount_micro_usdc, note):
                 return None
-            return await _account_by_name(conn, name)
+            return await _account_by_name(conn, self.db.sealer, name)
 
     async def get(self, name: str) -> Account:
         async with self.db.read() as conn:
-            return await _account_by_name(conn, name)
+            return await _account_by_name(conn, self.db.sealer, name)
 
     async def by_id(self, account_id: str) -> Account:
         async with self.db.read() as conn:
@@ -111,7 +134,7 @@ class AccountStore:
             ).one_or_none()
             if row is None:
                 raise NotFound(f"no account with id {account_id!r}")
-            return Account(**row._mapping)
+            return account_of(row, self.db.sealer)
 
     async def rotate_webhook_secret(self, account_id: str) -> Account:
         async with self.db.write() as conn:
@@ -119,12 +142,60 @@ class AccountStore:
                 accounts.update()
                 .where(accounts.c.id == account_id)
                 .values(
-                    webhook_secret=new_webhook_secret(),
+                    webhook_secret=self.db.sealer.seal(new_webhook_secret(), _place(account_id)),
+                    # Sealed as it is: the same place opens it.
                     previous_webhook_secret=accounts.c.webhook_secret,
                     webhook_secret_rotated_at=int(time.time()),
                 )
             )
         return await self.by_id(account_id)
+
+    async def seal_plaintext_secrets(self) -> int:
+        """Seal the webhook secrets an older reelgate kept in plaintext; how many rows changed.
+        A row changes only while it still holds the plaintext read, so processes starting
+        together seal each secret once."""
+        sealer = self.db.sealer
+        a = accounts
+        sealed = 0
+        async with self.db.write() as conn:
+            rows = await conn.execute(
+                sa.select(a.c.id, a.c.webhook_secret, a.c.previous_webhook_secret).where(
+                    sa.or_(
+                        a.c.webhook_secret.not_like(PREFIX + "%"),
+                        a.c.previous_webhook_secret.not_like(PREFIX + "%"),
+                    )
+                )
+            )
+            for row in rows.all():
+                unchanged = [a.c.id == row.id]
+                values = {}
+                for column in (a.c.webhook_secret, a.c.previous_webhook_secret):
+                    plaintext = getattr(row, column.name)
+                    if plaintext is not None and not is_sealed(plaintext):
+                        unchanged.append(column == plaintext)
+                        values[column.name] = sealer.seal(plaintext, _place(row.id))
+                updated = await conn.execute(a.update().where(*unchanged).values(values))
+                sealed += updated.rowcount
+        return sealed
+
+    async def replace_webhook_secrets(self) -> int:
+        """Give every account a new webhook secret and drop the one before, for a gateway whose
+        secret key was lost (nothing opens the old ones); how many accounts there are."""
+        async with self.db.write() as conn:
+            ids = (await conn.execute(sa.select(accounts.c.id))).scalars().all()
+            for account_id in ids:
+                await conn.execute(
+                    accounts.update()
+                    .where(accounts.c.id == account_id)
+                    .values(
+                        webhook_secret=self.db.sealer.seal(
+                            new_webhook_secret(), _place(account_id)
+                        ),
+                        previous_webhook_secret=None,
+                        webhook_secret_rotated_at=None,
+                    )
+                )
+        return len(ids)
 
     async def keys(self, account_id: str) -> list[ApiKey]:
         async with self.db.read() as conn:
@@ -138,7 +209,7 @@ class AccountStore:
     async def add_key(self, account_name: str, key_hash: str, prefix: str) -> ApiKey:
         key = ApiKey(new_id("key"), "", prefix, int(time.time()), None)
         async with self.db.write() as conn:
-            account = await _account_by_name(conn, account_name)
+            account = await _account_by_name(conn, self.db.sealer, account_name)
             await conn.execute(
                 api_keys.insert().values(
                     id=key.id,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from reelgate.errors import Unavailable
 from reelgate.store.lanes import PostgresLane, SqliteLane
+from reelgate.store.sealing import Sealer
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -48,10 +49,15 @@ def _sqlite_pool(url: str) -> AsyncEngine:
 
 
 class Database:
-    """One connection pool and the two kinds of transaction the rest of the store uses."""
+    """One connection pool and the two kinds of transaction the rest of the store uses.
 
-    def __init__(self, url: str) -> None:
+    ``sealer`` seals and opens the secrets the database keeps; whoever opens the database with
+    the gateway's secret key gives it (a Database without one can do all but touch a secret).
+    """
+
+    def __init__(self, url: str, sealer: Sealer | None = None) -> None:
         self.url = url
+        self._sealer = sealer
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self.pool = _sqlite_pool(url)
@@ -68,6 +74,15 @@ class Database:
             else PostgresLane(self.driver_dsn())
         )
         """The bare driver, for the create path (see :mod:`.lanes`)."""
+
+    @property
+    def sealer(self) -> Sealer:
+        if self._sealer is None:
+            raise RuntimeError(
+                "a secret was read or written through a Database opened without the secret key: "
+                "open it with Database(url, sealer=Sealer(key))"
+            )
+        return self._sealer
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

@@ -50,6 +50,9 @@ metadata = sa.MetaData(
 
 UNFINISHED_SQL = _one_of("state", UNFINISHED_STATES)
 
+SEALED_SECRET_LENGTH = 255
+"""A sealed webhook secret takes 109 characters; room is left for another scheme."""
+
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL wants a 64-bit identity.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -62,11 +65,11 @@ accounts = sa.Table(
     sa.Column("balance_micro_usdc", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("reserved_micro_usdc", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", sa.BigInteger, nullable=False),
-    # Signs the account's webhooks (Standard Webhooks, "whsec_..."): kept readable because the
-    # gateway signs with it and the account reads it to verify.
-    sa.Column("webhook_secret", sa.String(64), nullable=False),
+    # Signs the account's webhooks (Standard Webhooks, "whsec_..."): kept sealed (see
+    # store/sealing.py), because the gateway signs with it and the account reads it to verify.
+    sa.Column("webhook_secret", sa.String(SEALED_SECRET_LENGTH), nullable=False),
     # After a rotation the old secret signs too, for a day, so receivers can switch over.
-    sa.Column("previous_webhook_secret", sa.String(64), nullable=True),
+    sa.Column("previous_webhook_secret", sa.String(SEALED_SECRET_LENGTH), nullable=True),
     sa.Column("webhook_secret_rotated_at", sa.BigInteger, nullable=True),
     sa.CheckConstraint(
         "reserved_micro_usdc >= 0 AND reserved_micro_usdc <= balance_micro_usdc",

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from reelgate.domain.accounts import Account
 from reelgate.domain.changes import TASK
 from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.store import changes, leases
+from reelgate.store.accounts import account_of
 from reelgate.store.database import Database
 from reelgate.store.schema import PENDING_DELIVERY_SQL, accounts, webhook_deliveries
 
@@ -77,7 +77,7 @@ class WebhookStore:
             if not claimed:
                 return []
             owners = {
-                row.id: Account(**row._mapping)
+                row.id: account_of(row, self.db.sealer)
                 for row in await conn.execute(
                     sa.select(accounts).where(
                         accounts.c.id.in_({row.account_id for row in claimed})
