@@ -30,6 +30,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/jobs/recordInfo?taskId=task_bytedance_1"),
     ("GET", "/api/v1/chat/credit"),
     ("GET", "/sandbox/stats"),
+    ("GET", "/sandbox/tasks"),
     ("GET", "/sandbox/tasks/task_bytedance_1"),
 ]
 
@@ -294,6 +295,21 @@ async def test_the_task_detail_shows_the_record_and_what_was_drawn(
         "copies": 2,
     }
     assert missing["code"] == 404
+
+
+async def test_the_task_list_names_every_task_made_with_its_callback_link_in_order(
+    start_sandbox: SandboxFactory,
+) -> None:
+    async with kie_client(start_sandbox()) as client:
+        first = await create(client, {**FAST_480P, "callBackUrl": "http://127.0.0.1:9/cb?n=1"})
+        second = await create(client)
+        listed = (await client.get("/sandbox/tasks")).json()
+    assert listed["code"] == 200
+    assert [(t["taskId"], t["callBackUrl"], t["state"]) for t in listed["data"]] == [
+        (first, "http://127.0.0.1:9/cb?n=1", "waiting"),
+        (second, None, "waiting"),
+    ]
+    assert all(isinstance(t["createTime"], int) for t in listed["data"])
 
 
 async def test_stats_count_creates_polls_per_task_and_credit_calls(

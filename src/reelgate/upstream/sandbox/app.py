@@ -1,5 +1,6 @@
 """The sandbox's HTTP face: KIE's createTask, recordInfo and credit endpoints, the rendered
-files, and two endpoints of its own for tests (``/sandbox/stats``, ``/sandbox/tasks/{id}``)."""
+files, and endpoints of its own for tests (``/sandbox/stats``, ``/sandbox/tasks`` and
+``/sandbox/tasks/{id}``)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,24 @@ def create_sandbox_app(settings: SandboxSettings) -> Starlette:
             return envelope(401, MESSAGES[401])
         return JSONResponse(sandbox.stats_json())
 
+    async def task_list(request: Request) -> Response:
+        """Every task made, in creation order, with the callback link it was created with:
+        whoever checks that no create was sent twice counts here what each one names."""
+        if not authorized(request):
+            return envelope(401, MESSAGES[401])
+        at_ms = now_ms()
+        return success(
+            [
+                {
+                    "taskId": task.id,
+                    "state": task.state_at(at_ms)[0],
+                    "callBackUrl": task.callback.url if task.callback else None,
+                    "createTime": task.created_ms,
+                }
+                for task in sandbox.tasks.values()
+            ]
+        )
+
     async def task_detail(request: Request) -> Response:
         """The record plus what the sandbox drew for the task: for tests and demos."""
         if not authorized(request):
@@ -139,6 +158,7 @@ def create_sandbox_app(settings: SandboxSettings) -> Starlette:
             Route("/api/v1/jobs/recordInfo", record_info, methods=["GET"]),
             Route("/api/v1/chat/credit", credit, methods=["GET"]),
             Route("/sandbox/stats", stats, methods=["GET"]),
+            Route("/sandbox/tasks", task_list, methods=["GET"]),
             Route("/sandbox/tasks/{task_id}", task_detail, methods=["GET"]),
             Route("/files/{name}", files, methods=["GET", "HEAD"]),
         ],
