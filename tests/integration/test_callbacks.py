@@ -287,3 +287,45 @@ async def test_a_sandbox_on_loopback_works_once_its_network_is_allowed(
         video = await client.get(final["result"]["data"][0]["url"])
     assert final["state"] == "success"
     assert video.content[4:8] == b"ftyp"
+
+
+async def test_a_callback_holds_its_task_no_longer_than_the_engines_lease(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    """A process killed while it reads a task back after a callback leaves the task leased:
+    another process takes it over when the lease ends, as after an engine's check, so the
+    lease is the engine's (REELGATE_ENGINE_LEASE_S), not a longer one of the callback's own."""
+    sandbox = start_sandbox(hang_s=30, faults={"record": {"timeout": 1.0}})
+    port = free_port()
+    gateway = start_gateway(
+        provider=KieProvider(sandbox, SANDBOX_KEY, timeout_s=2),
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        engine_lease_s=4,
+    )
+    key = await gateway.account_with_key("held")
+    async with gateway.client(key) as client:
+        task_id = await create(client, TEXT)
+        upstream_id = await _upstream_id(gateway, task_id)
+        path, query = await _callback_link(sandbox, upstream_id)
+        # The read back hangs at the upstream: the lease is held meanwhile.
+        reading = asyncio.create_task(
+            client.post(path, params=query, json=_forged(upstream_id, "success"))
+        )
+        async with kie_client(sandbox) as kie:
+            for _ in range(100):
+                if (await kie.get("/sandbox/stats")).json()["record_calls"]:
+                    break
+                await asyncio.sleep(0.05)
+        engine = create_async_engine(gateway.settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                until_ms = await conn.scalar(
+                    sa.text("SELECT lease_until_ms FROM tasks WHERE id = :id"), {"id": task_id}
+                )
+                read_at_ms = time.time() * 1000
+        finally:
+            await engine.dispose()
+        await reading
+    assert until_ms is not None
+    assert 0 < until_ms - read_at_ms <= 4000

@@ -62,7 +62,11 @@ async def open_services(
     callback_key = key.derive(KeyUse.CALLBACK_TOKENS)
     prices = PriceBook(settings.prices)
     store = TaskStore(db)
-    callbacks = CallbackIntake(store, provider, callback_key, callback_base)
+    # Reading a task back after a callback leases it as an engine's check does, for as long: a
+    # process killed meanwhile holds the task no longer than a killed engine would.
+    callbacks = CallbackIntake(
+        store, provider, callback_key, callback_base, lease_s=settings.engine_lease_s
+    )
     return Services(
         settings=settings,
         db=db,
