@@ -53,7 +53,7 @@ cores; nothing is pinned (this is about correctness, not speed).
 
     .venv/bin/python bench/chaos.py [--database sqlite|postgres|both] [--seconds 60] [--rate 5]
         [--accounts 4] [--engines 2] [--engine-kill-every 4] [--serve-kill-every 12]
-        [--drain 120] [--seed 1] [--idempotency-key]
+        [--drain 120] [--seed 1] [--idempotency-key] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -560,7 +560,8 @@ async def check(
         tasks = await rows(
             engine,
             "SELECT id, account_id, state, submission, billing_status, upstream_task_id, "
-            "request, error, media, origin_urls, cost_micro_usdc FROM tasks",
+            "request, error, media, origin_urls, cost_micro_usdc, created_at, completed_at "
+            "FROM tasks",
         )
         ledger = await rows(
             engine,
@@ -718,7 +719,17 @@ async def check(
     errors = Counter(
         orjson.loads(task["error"])["code"] for task in tasks if task["error"] is not None
     )
+    lasted = sorted(
+        (int(t["completed_at"]) - int(t["created_at"]), t["id"], t["state"], t["submission"])
+        for t in tasks
+        if t["completed_at"] is not None
+    )
     report.figures |= {
+        "seconds_to_final": {
+            "p50": lasted[len(lasted) // 2][0] if lasted else None,
+            "p99": lasted[int(len(lasted) * 0.99)][0] if lasted else None,
+            "slowest": [" ".join(map(str, item)) for item in lasted[-5:]],
+        },
         "creates_submitted": len(creates),
         "accepted": len(accepted),
         "create_outcomes": dict(outcomes),
@@ -819,6 +830,18 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
         psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def workspace(keep: Path | None, kind: str) -> Iterator[Path]:
+    if keep is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield Path(tmp)
+        return
+    workdir = keep / f"chaos-{kind}-{time.strftime('%Y%m%dT%H%M%S')}"
+    workdir.mkdir(parents=True)
+    print(f"{kind}: working in {workdir}", flush=True)
+    yield workdir
+
+
 def psql(sql: str) -> None:
     import subprocess
 
@@ -870,6 +893,11 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=defaults.drain_s, help="at most, seconds")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep each run's directory (logs, SQLite file, videos) under this one",
+    )
+    parser.add_argument(
         "--idempotency-key",
         action="store_true",
         help="send an Idempotency-Key with each create (the same on its retries)",
@@ -894,8 +922,8 @@ def main() -> None:
     try:
         for kind in kinds:
             load_average = os.getloadavg()[0]
-            with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
-                report = asyncio.run(run_chaos(opts, url, Path(tmp)))
+            with workspace(args.keep, kind) as workdir, database(kind, workdir) as url:
+                report = asyncio.run(run_chaos(opts, url, workdir))
             report.figures["load_average_at_start"] = load_average
             reports.append(report)
             out = out_dir / f"chaos-{kind}-{time.strftime('%Y%m%dT%H%M%S')}.json"
