@@ -8,8 +8,10 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,8 +26,23 @@ from starlette.routing import Route
 
 from reelgate.config import Settings
 from reelgate.domain.links import callback_token
+from reelgate.domain.request import VideoGenerationRequest
+from reelgate.domain.secret_key import KeyUse, SecretKey
+from reelgate.domain.task import TaskState
+from reelgate.domain.upstream import UpstreamStatus
+from reelgate.services.callbacks import CallbackIntake
+from reelgate.store.database import Database
+from reelgate.store.tasks import TaskStore
 from reelgate.upstream.kie import KieProvider, callback_signature
-from tests.conftest import SANDBOX_KEY, GatewayFactory, RunningGateway, SandboxFactory, free_port
+from tests.conftest import (
+    SANDBOX_KEY,
+    TEST_SECRET_KEY,
+    GatewayFactory,
+    RunningGateway,
+    SandboxFactory,
+    free_port,
+    open_database,
+)
 from tests.integration.cli_runner import kept_values
 from tests.integration.engine_helpers import FAST_ENGINE, TEXT, audit_passes, create, until_final
 from tests.sandbox_support import kie_client, serve
@@ -329,3 +346,67 @@ async def test_a_callback_holds_its_task_no_longer_than_the_engines_lease(
         await reading
     assert until_ms is not None
     assert 0 < until_ms - read_at_ms <= 4000
+
+
+class _RecordingStore(TaskStore):
+    """The real task store, noting when a lease is given back."""
+
+    def __init__(self, db: Database, order: list[str]) -> None:
+        super().__init__(db)
+        self.order = order
+
+    async def release(self, task_id: str, owner: str) -> None:
+        await super().release(task_id, owner)
+        self.order.append("lease given back")
+
+
+@dataclass
+class _MadeProvider:
+    """A test double of the Provider interface (reelgate.upstream.provider.Provider): an
+    upstream that reports every task made, its video at one URL."""
+
+    channel: str = "kie"
+
+    async def submit(self, request: VideoGenerationRequest, callback_url: str | None) -> str:
+        return f"UPSTREAM-{uuid.uuid4().hex}"
+
+    async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
+        return UpstreamStatus(
+            upstream_task_id, TaskState.SUCCESS, result_urls=("https://example.com/v.mp4",)
+        )
+
+    def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
+        return str(orjson.loads(body)["data"]["taskId"])
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+async def test_a_callback_wakes_the_engine_only_once_it_has_given_its_task_back(
+    start_gateway: GatewayFactory, database_url: str
+) -> None:
+    """Woken while the callback still leased the task, the engine would find it held and look
+    again only a quarter of a second later: the video's copy, and the success, would wait."""
+    provider = _MadeProvider()
+    gateway = start_gateway(provider=provider)
+    key = await gateway.account_with_key("woken")
+    async with gateway.client(key) as client:
+        task_id = await create(client, TEXT)
+    upstream_id = await _upstream_id(gateway, task_id)
+    order: list[str] = []
+    db = open_database(database_url)
+    try:
+        secret = SecretKey.parse(TEST_SECRET_KEY).derive(KeyUse.CALLBACK_TOKENS)
+        intake = CallbackIntake(
+            _RecordingStore(db, order),
+            provider,
+            secret,
+            "http://127.0.0.1/cb",
+            wake_engine=lambda: order.append("engine woken"),
+        )
+        body = orjson.dumps({"data": {"taskId": upstream_id}})
+        changed = await intake.receive("kie", task_id, callback_token(secret, task_id), {}, body)
+    finally:
+        await db.dispose()
+    assert changed
+    assert order == ["lease given back", "engine woken"]

@@ -77,11 +77,18 @@ class CallbackIntake:
             self.wake_engine()
             return False
         try:
-            return await self._look(task, named)
+            changed, wake = await self._look(task, named)
         finally:
             await self.store.release(task.id, self.owner)
+        if wake:
+            # Only now that the lease is given back: woken earlier, the engine would find the
+            # task still held and wait for its next look (a quarter of a second) to take it.
+            self.wake_engine()
+        return changed
 
-    async def _look(self, task: TaskRecord, named: str) -> bool:
+    async def _look(self, task: TaskRecord, named: str) -> tuple[bool, bool]:
+        """Read the task back and apply what the upstream says: whether that changed the
+        task, and whether an engine should look at it at once."""
         try:
             if task.upstream_task_id is None:
                 # A create whose answer never came: the upstream's own record must name this
@@ -89,7 +96,7 @@ class CallbackIntake:
                 status = await self.provider.fetch_status(named)
                 if not lifecycle.may_bind(task, status):
                     log.warning("callback for task %s names an upstream task not its own", task.id)
-                    return False
+                    return False, False
                 await self.store.record_upstream_id(task.id, status.upstream_task_id)
                 log.info("task %s found again upstream by its callback", task.id)
                 task = dataclasses.replace(
@@ -101,10 +108,8 @@ class CallbackIntake:
             # The upstream cannot say now: an engine asks again as soon as it can.
             log.info("callback for task %s: the upstream could not be asked (%s)", task.id, exc)
             await self.store.make_due(task.id)
-            self.wake_engine()
-            return False
+            return False, True
         decision = lifecycle.on_status(task, status, int(time.time() * 1000))
         changed = await self.store.apply(task.id, decision)
-        if isinstance(decision, lifecycle.Made) and changed:
-            self.wake_engine()  # a success waits for an engine to copy its video: start it now
-        return changed
+        # A success waits for an engine to copy its video: start it at once.
+        return changed, isinstance(decision, lifecycle.Made) and changed
