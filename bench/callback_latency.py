@@ -29,7 +29,7 @@ PostgreSQL's server is not pinned: it shares both cores.
 
     .venv/bin/python bench/callback_latency.py [--database sqlite|postgres]
         [--deployment serve|split] [--rate 20] [--seconds 30] [--warmup 3]
-        [--poll-interval-ms 5] [--waiting 2] [--generating 2]
+        [--poll-interval-ms 5] [--waiting 2] [--generating 2] [--change-poll-interval-s S]
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ class Options:
     poll_interval_ms: float
     waiting: float
     generating: float
+    change_poll_interval_s: float | None
 
 
 @dataclass
@@ -349,6 +350,10 @@ async def steady(run: Run) -> None:
 # ---------------------------------------------------------------- the run
 
 
+def _after(seen: float | None, ack: float | None) -> float | None:
+    return None if seen is None or ack is None else max(0.0, seen - ack)
+
+
 def stats_ms(values: list[float | None]) -> dict[str, Any]:
     seen = [v * 1000 for v in values if v is not None]
     out: dict[str, Any] = {"count": len(values), "timed_out": len(values) - len(seen)}
@@ -388,6 +393,8 @@ async def measure(opts: Options, url: str, workdir: Path) -> dict[str, Any]:
         "REELGATE_ENGINE_POLL_MIN_S": NEVER_S,
         "REELGATE_ENGINE_POLL_MAX_S": NEVER_S,
     }
+    if opts.change_poll_interval_s is not None:
+        env["REELGATE_CHANGE_POLL_INTERVAL_S"] = str(opts.change_poll_interval_s)
     reelgate(["accounts", "create", "bench", "--credit-usd", "100000"], env, workdir)
     key = json.loads(reelgate(["keys", "create", "bench", "--json"], env, workdir))["key"]
     split = opts.deployment == "split"
@@ -430,6 +437,10 @@ async def measure(opts: Options, url: str, workdir: Path) -> dict[str, Any]:
             "poll_ms": stats_ms([s.poll_s for s in of_kind]),
             "event_stream_ms": stats_ms([s.sse_s for s in of_kind]),
             "callback_answer_ms": stats_ms([s.ack_s for s in of_kind]),
+            # What follows the callback's answer: the change feed, the cache, the stream (and
+            # for a success, the engine's copy of the video).
+            "poll_after_answer_ms": stats_ms([_after(s.poll_s, s.ack_s) for s in of_kind]),
+            "event_stream_after_answer_ms": stats_ms([_after(s.sse_s, s.ack_s) for s in of_kind]),
             "callbacks_that_changed_nothing": sum(not s.changed for s in of_kind),
         }
     return {"figures": figures, "problems": run.problems[:20], "problem_count": len(run.problems)}
@@ -448,6 +459,8 @@ def summary(report: dict[str, Any]) -> None:
             ("poll_ms", "GET /v1/tasks/{id}"),
             ("event_stream_ms", "event stream"),
             ("callback_answer_ms", "(callback's own answer)"),
+            ("poll_after_answer_ms", "(poll, after the answer)"),
+            ("event_stream_after_answer_ms", "(stream, after the answer)"),
         ):
             row = report["figures"][kind][channel]
             name = f"{kind:<9}{label}"
@@ -474,6 +487,11 @@ def main() -> None:
     parser.add_argument("--poll-interval-ms", type=float, default=5)
     parser.add_argument("--waiting", type=float, default=2, help="seconds at the sandbox")
     parser.add_argument("--generating", type=float, default=2, help="seconds at the sandbox")
+    parser.add_argument(
+        "--change-poll-interval-s",
+        type=float,
+        help="REELGATE_CHANGE_POLL_INTERVAL_S: how often a process on SQLite reads the changes",
+    )
     args = parser.parse_args()
     opts = Options(**vars(args))
     if opts.deployment == "split" and opts.database != "postgres":
