@@ -15,12 +15,14 @@ so that its key can read them. Then, with the gateway's processes on core 1:
    sampled every half second, and serve's too, whose cache each check's change notice
    touches.
 
-RSS is read from ``/proc/<pid>/status`` (``VmRSS``; ``VmHWM`` is the peak). Figures are
-reported, never asserted; a JSON report lands in ``bench/results/``. PostgreSQL's server is
-not pinned and its memory is not counted.
+The poll cache is bounded by a number of tasks, not bytes: its share grows with the bodies,
+whose largest part is the request as accepted (a prompt may have 20,000 characters);
+``--prompt-chars`` sets the prompts' length. RSS is read from ``/proc/<pid>/status``
+(``VmRSS``; ``VmHWM`` is the peak). Figures are reported, never asserted; a JSON report lands
+in ``bench/results/``. PostgreSQL's server is not pinned and its memory is not counted.
 
     .venv/bin/python bench/memory.py [--database sqlite|postgres] [--tasks 100000]
-        [--seconds 30] [--concurrency 32]
+        [--seconds 30] [--concurrency 32] [--prompt-chars N]
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ from typing import Any
 
 import aiohttp
 import httpx
+import orjson
 import sqlalchemy as sa
 
 # engine_ratio is a script beside this one: run as one, this directory is on sys.path.
 from engine_ratio import (
     COST,
+    GATEWAY_REQUEST,
     INSERT_CHUNK,
     SANDBOX_KEY,
     Options,
@@ -131,14 +135,22 @@ def cli(args: list[str], env: dict[str, str], workdir: Path) -> dict[str, Any]:
 
 
 async def insert_tasks(
-    url: str, account_id: str, key_id: str, upstream_ids: list[str]
+    url: str, account_id: str, key_id: str, upstream_ids: list[str], prompt_chars: int | None
 ) -> list[str]:
-    """A task row per upstream task, owned by the account, money reserved, none due yet."""
+    """A task row per upstream task, owned by the account, money reserved, none due yet; with
+    ``prompt_chars``, each with a prompt that long (the poll cache keeps every body whole)."""
     now_ms = int(time.time() * 1000)
     rows = [
         task_row(new_id("task"), account_id, key_id, upstream, "generating", now_ms)
         for upstream in upstream_ids
     ]
+    if prompt_chars is not None:
+        request = {
+            **GATEWAY_REQUEST,
+            "prompt": ("a paper boat on a pond " * prompt_chars)[:prompt_chars],
+        }
+        for row in rows:
+            row["request"] = orjson.dumps(request).decode()
     db = Database(url)
     try:
         async with db.write() as conn:
@@ -218,7 +230,7 @@ async def measure(args: argparse.Namespace, url: str, base: str, workdir: Path) 
     issued = cli(["keys", "create", "bench"], env, workdir)
     started = time.perf_counter()
     upstream_ids = await create_upstream(base, args.tasks)
-    task_ids = await insert_tasks(url, account["id"], issued["id"], upstream_ids)
+    task_ids = await insert_tasks(url, account["id"], issued["id"], upstream_ids, args.prompt_chars)
     print(f"backlog of {args.tasks:,} tasks ready in {time.perf_counter() - started:.1f} s")
     report: dict[str, Any] = {"budget_mb": BUDGET_MB}
     with gateway_process("serve", ["serve", "--no-engine"], env, workdir) as serve:
@@ -281,6 +293,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=30, help="how long the engine runs")
     parser.add_argument("--concurrency", type=int, default=32, help="reads at once")
+    parser.add_argument(
+        "--prompt-chars",
+        type=int,
+        help="each task's prompt this long (default: engine_ratio's, 22 characters)",
+    )
     args = parser.parse_args()
     if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
         sys.exit("this benchmark pins the sandbox and the gateway to two cores (needs taskset)")
