@@ -21,8 +21,9 @@ Meanwhile clients of ``--accounts`` accounts submit ``--rate`` creates a second 
 ``--seconds``. Each create is a different request (it names its sequence number in
 ``first_frame_url``, which the sandbox ignores, so a few prompts cover every video and few
 are rendered). A create whose answer was lost (a connection dropped by a killed API process,
-or refused while it restarts) or that got a 503 is sent again with the same body until it is
-answered, and with ``--idempotency-key`` also with the same ``Idempotency-Key`` header.
+or refused while it restarts) or that got a 503 or 429 is sent again with the same body until
+it is answered, and with ``--idempotency-key`` also with the same ``Idempotency-Key`` header
+(and then also after a 409: the first request under that key is still under way).
 
 Then the kills stop and the run drains: it waits (at most ``--drain`` seconds) until every
 task the gateway accepted, and every task in the database, is final. And it checks:
@@ -396,12 +397,19 @@ async def submit(
                 create.task_id = answer.json()["task_id"]
                 create.outcome = "accepted"
                 return
-            if status != 503:  # 503: the gateway cannot serve now; anything else is final
+            if status not in retried(opts):
                 create.outcome = f"refused {status}"
                 return
         await asyncio.sleep(pause)
         pause = min(1.0, pause * 1.5)
     create.outcome = "gave up"
+
+
+def retried(opts: Options) -> frozenset[int]:
+    """Answers after which a create is sent again: the gateway cannot serve now (503), or
+    asks to slow down (429); under an Idempotency-Key, its first request is still under way
+    (409)."""
+    return frozenset({429, 503} | ({409} if opts.idempotency_key else set()))
 
 
 def _contract_5xx(answer: httpx.Response) -> bool:
