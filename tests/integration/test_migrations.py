@@ -238,7 +238,7 @@ async def test_sealed_secrets_widen_the_columns_and_keep_rows_and_constraints(
     await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0005")
     await _execute(empty_database_url, *ROWS_AT_0004)
     before = await _snapshot(empty_database_url)
-    await upgrade_async(empty_database_url)
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0006")
     after = await _snapshot(empty_database_url)
     assert (before.pop("version"), after.pop("version")) == ([("0005",)], [("0006",)])
     assert after == before
@@ -260,7 +260,7 @@ async def test_downgrading_below_0006_refuses_while_secrets_are_sealed_and_chang
 ) -> None:
     await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0005")
     await _execute(empty_database_url, *ROWS_AT_0004)
-    await upgrade_async(empty_database_url)
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0006")
     await _execute(empty_database_url, f"UPDATE accounts SET webhook_secret = '{SEALED_LOOKING}'")
     before = await _snapshot(empty_database_url)
     with pytest.raises(RuntimeError, match="1 accounts keep their webhook secrets sealed"):
@@ -269,3 +269,28 @@ async def test_downgrading_below_0006_refuses_while_secrets_are_sealed_and_chang
     await _execute(empty_database_url, "UPDATE accounts SET webhook_secret = 'whsec_x'")
     await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0005")
     assert (await _snapshot(empty_database_url))["version"] == [("0005",)]
+
+
+# 0007: each task's request id
+
+
+async def test_request_ids_are_added_empty_and_dropped_again_keeping_every_row(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0006")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    at_0006 = await _snapshot(empty_database_url)
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0007")
+    rows = await _snapshot(empty_database_url)
+    assert [name for kind, name, _ in rows["objects"] if kind == "index"].count(
+        "ix_tasks_succeeded"
+    ) == 1
+    engine = create_async_engine(empty_database_url)
+    try:
+        async with engine.connect() as conn:
+            kept = (await conn.execute(sa.text("SELECT id, request_id FROM tasks"))).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in kept] == [("task_1", None)]
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0006")
+    assert await _snapshot(empty_database_url) == at_0006

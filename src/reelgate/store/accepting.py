@@ -44,6 +44,7 @@ COLUMNS: Final = (
     "next_poll_at_ms",
     "deadline_at_ms",
     "state_since_ms",
+    "request_id",
 )
 """The columns a new task sets; the others take their defaults."""
 _INTEGERS: Final = frozenset(
@@ -89,6 +90,7 @@ def _values(new: NewTask) -> tuple[Any, ...]:
         new.first_poll_at_ms,
         new.deadline_at_ms,
         new.created_at_ms,
+        new.request_id,
     )
 
 

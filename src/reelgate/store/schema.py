@@ -14,7 +14,8 @@ from reelgate.domain.money import (
     MAX_MARGIN_PPM,
     MAX_PRICE_PER_SECOND_MICRO_USDC,
 )
-from reelgate.domain.task import UNFINISHED_STATES, LedgerKind
+from reelgate.domain.request_ids import REQUEST_ID_LENGTH
+from reelgate.domain.task import UNFINISHED_STATES, LedgerKind, TaskState
 from reelgate.domain.webhooks import DeliveryStatus
 
 
@@ -49,6 +50,7 @@ metadata = sa.MetaData(
 )
 
 UNFINISHED_SQL = _one_of("state", UNFINISHED_STATES)
+SUCCEEDED_SQL = f"state = '{TaskState.SUCCESS.value}'"
 
 SEALED_SECRET_LENGTH = 255
 """A sealed webhook secret takes 109 characters; room is left for another scheme."""
@@ -129,6 +131,8 @@ tasks = sa.Table(
     sa.Column("origin_urls", sa.Text, nullable=True),
     # The copies in the media store (JSON: content type and size per file), set on success.
     sa.Column("media", sa.Text, nullable=True),
+    # The X-Request-ID of the create that made the task, to find its log lines.
+    sa.Column("request_id", sa.String(REQUEST_ID_LENGTH), nullable=True),
     sa.Index("ix_tasks_account_id_created_at", "account_id", "created_at"),
     sa.Index(
         "ix_tasks_due",
@@ -137,6 +141,14 @@ tasks = sa.Table(
         postgresql_where=sa.text(UNFINISHED_SQL),
     ),
     sa.Index("ix_tasks_upstream_task_id", "upstream_task_id"),
+    # The most recent successes of a model, whose durations make the tasks' ETA hints.
+    sa.Index(
+        "ix_tasks_succeeded",
+        "model",
+        "completed_at",
+        sqlite_where=sa.text(SUCCEEDED_SQL),
+        postgresql_where=sa.text(SUCCEEDED_SQL),
+    ),
     *_bounded("price_per_second_micro_usdc", 0, MAX_PRICE_PER_SECOND_MICRO_USDC),
     *_bounded("margin_ppm", 1, MAX_MARGIN_PPM),
     *_bounded("cost_micro_usdc", 0, MAX_COST_MICRO_USDC),
