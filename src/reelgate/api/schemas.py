@@ -81,6 +81,16 @@ class TaskResource(TaskEnvelope):
     webhook_delivery: WebhookDelivery | NoWebhook
     updated_at: int
     completed_at: int | None
+    request_id: str | None = Field(
+        description="The X-Request-ID of the create that made the task (null for tasks made "
+        "before reelgate kept it)."
+    )
+    eta_hint_seconds: int | None = Field(
+        ge=0,
+        description="A hint of the seconds the task still has to go, from how long recent "
+        "tasks of its model took: at least 1 while it runs, 0 once it has ended, null when "
+        "recent tasks do not tell.",
+    )
 
 
 class WebhookSecret(_Out):
@@ -138,6 +148,28 @@ class ModelCard(_Out):
 class ModelList(_Out):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class Health(_Out):
+    status: Literal["ok"] = "ok"
+    gateway: str = Field(
+        description="The same on every process of one gateway (they share its secret key), "
+        "another elsewhere: which gateway answered."
+    )
+
+
+class ReadinessCheck(_Out):
+    ok: bool
+    detail: str
+
+
+class Readiness(_Out):
+    ready: bool
+    failing: list[str] = Field(description="The names of the checks that fail.")
+    checks: dict[str, ReadinessCheck] = Field(
+        description="shutdown, database, schema, engine and upstream (when this process talks "
+        "to one), each with what was found."
+    )
 
 
 class CallbackAck(_Out):
