@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from reelgate.domain.catalogue import ASPECT_RATIOS, MODELS, RESOLUTIONS
 from reelgate.domain.request import VideoGenerationRequest
+from reelgate.store.migrate import head_revision
 from tests import spec_examples
 from tests.conftest import RunningGateway
 from tests.integration.api_helpers import (
@@ -21,6 +22,7 @@ from tests.integration.api_helpers import (
     create_task,
     issue_key,
 )
+from tests.integration.cli_runner import sql
 
 PUBLIC_OPERATIONS: Final = {
     ("/v1/videos/generations", "post"),
@@ -41,6 +43,8 @@ ADMIN_OPERATIONS: Final = {
     ("/admin/keys/{key_id}/revoke", "post"),
     ("/admin/audit", "get"),
 }
+OPERATIONS: Final = ("/healthz", "/readyz", "/metrics")
+HEAD: Final = head_revision()
 HTTP_METHODS: Final = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -196,6 +200,30 @@ async def test_served_error_bodies_validate_against_the_documented_schemas(
     async with gateway.client(poor) as client:
         short = await client.post(create, json=VALID_REQUEST)
         _assert_served_as_documented(document, create, "post", short, 402)
+
+
+async def test_the_operations_routes_are_documented_apart_and_served_as_documented(
+    gateway: RunningGateway, database_url: str
+) -> None:
+    document = await _openapi(gateway)
+    for path in OPERATIONS:
+        assert document["paths"][path]["get"]["tags"] == ["operations"], path
+    async with gateway.client() as client:
+        healthz = await client.get("/healthz")
+        _assert_served_as_documented(document, "/healthz", "get", healthz, 200)
+        ready = await client.get("/readyz")
+        _assert_served_as_documented(document, "/readyz", "get", ready, 200)
+        await sql(database_url, "UPDATE alembic_version SET version_num = '0001'")
+        try:
+            not_ready = await client.get("/readyz")
+        finally:
+            await sql(database_url, "UPDATE alembic_version SET version_num = :v", {"v": HEAD})
+        _assert_served_as_documented(document, "/readyz", "get", not_ready, 503)
+        refused = await client.get("/metrics")
+        _assert_served_as_documented(document, "/metrics", "get", refused, 401)
+    metrics = document["paths"]["/metrics"]["get"]
+    assert list(metrics["responses"]["200"]["content"]) == ["text/plain"]
+    assert metrics["security"] == [{"AdminToken": []}]
 
 
 async def test_served_admin_bodies_validate_against_the_documented_schemas(
