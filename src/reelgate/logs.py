@@ -22,9 +22,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, Final, Literal, TextIO
 
 import orjson
@@ -43,21 +41,23 @@ _CONTEXT: Final = (
 )
 
 
-@contextmanager
-def about(
-    *, task: str | None = None, account: str | None = None, upstream: str | None = None
-) -> Iterator[None]:
+class about:  # lower case: read as a function, ``with logs.about(task=...):``
     """Every line written inside is about this task, account and upstream channel (those
     given; the others stay as they were)."""
-    tokens = [
-        (var, var.set(value))
-        for var, value in ((task_id, task), (account_id, account), (channel, upstream))
-        if value is not None
-    ]
-    try:
-        yield
-    finally:
-        for var, token in reversed(tokens):
+
+    __slots__ = ("_tokens", "_values")
+
+    def __init__(
+        self, *, task: str | None = None, account: str | None = None, upstream: str | None = None
+    ) -> None:
+        self._values = ((task_id, task), (account_id, account), (channel, upstream))
+        self._tokens: list[tuple[ContextVar[str | None], Token[str | None]]] = []
+
+    def __enter__(self) -> None:
+        self._tokens = [(var, var.set(value)) for var, value in self._values if value is not None]
+
+    def __exit__(self, *exc: object) -> None:
+        for var, token in reversed(self._tokens):
             var.reset(token)
 
 

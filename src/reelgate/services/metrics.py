@@ -30,21 +30,14 @@ from prometheus_client.registry import Collector
 
 import reelgate
 from reelgate.domain.health import LoopHealth
+from reelgate.services.http_metrics import HttpMetrics
 
 CONTENT_TYPE: Final = prometheus_client.CONTENT_TYPE_LATEST
 
-HTTP_BUCKETS: Final = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
-)  # fmt: skip
-"""A poll from memory takes tens of microseconds, a create a few milliseconds plus the
-upstream's answer, a video download or an event stream much longer."""
 UPSTREAM_BUCKETS: Final = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0
 )  # fmt: skip
 DUE_LAG_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
-
-KNOWN_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-"""Any other method is counted as OTHER: a client may send any token there."""
 
 
 class Metrics:
@@ -60,20 +53,9 @@ class Metrics:
         Info("reelgate_build", "The running reelgate.", registry=registry).info(
             {"version": reelgate.__version__}
         )
-        self._requests = Counter(
-            "reelgate_http_requests",
-            "HTTP requests answered, by route template, method and status.",
-            ["route", "method", "status"],
-            registry=registry,
-        )
-        self._request_seconds = Histogram(
-            "reelgate_http_request_duration_seconds",
-            "Time from a request's arrival to the last byte of its answer, by route template.",
-            ["route", "method"],
-            buckets=HTTP_BUCKETS,
-            registry=registry,
-        )
-        self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.http = HttpMetrics()
+        """Every request, by route template: recorded on every request, so kept cheaply."""
+        registry.register(self.http)
         self._creates = Counter(
             "reelgate_task_creates",
             "Task creates by model and outcome: accepted, upstream_unknown (kept, 202), invalid, "
@@ -89,6 +71,7 @@ class Metrics:
             ["channel", "operation", "outcome"],
             registry=registry,
         )
+        self._upstream: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._upstream_seconds = Histogram(
             "reelgate_upstream_request_duration_seconds",
             "Time the upstream took to answer, by channel and operation.",
@@ -124,30 +107,20 @@ class Metrics:
         """Every metric, in Prometheus's text format."""
         return prometheus_client.generate_latest(self.registry)
 
-    def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """One answered request; on every request, so its series are looked up once."""
-        series = self._http.get((route, method, status))
-        if series is None:
-            series = self._http_series(route, method, status)
-        series[0].inc()
-        series[1].observe(seconds)
-
-    def _http_series(self, route: str, method: str, status: int) -> tuple[Any, Any]:
-        shown = method if method in KNOWN_METHODS else "OTHER"
-        series = (
-            self._requests.labels(route, shown, str(status)),
-            self._request_seconds.labels(route, shown),
-        )
-        if shown == method:  # any other method is counted, never remembered
-            self._http[(route, method, status)] = series
-        return series
-
     def task_create(self, model: str, outcome: str) -> None:
         self._creates.labels(model, outcome).inc()
 
     def upstream_call(self, channel: str, operation: str, outcome: str, seconds: float) -> None:
-        self._upstream_requests.labels(channel, operation, outcome).inc()
-        self._upstream_seconds.labels(channel, operation).observe(seconds)
+        """One call to the upstream: on every create and engine check, so its series are looked
+        up once (outcomes are error codes: a few dozen at most)."""
+        series = self._upstream.get((channel, operation, outcome))
+        if series is None:
+            series = self._upstream[(channel, operation, outcome)] = (
+                self._upstream_requests.labels(channel, operation, outcome),
+                self._upstream_seconds.labels(channel, operation),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def engine_check(self, channel: str, outcome: str) -> None:
         self._checks.labels(channel, outcome).inc()
