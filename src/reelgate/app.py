@@ -163,6 +163,7 @@ async def run_engine(
     provider = build_upstream(settings).provider
     try:
         services = await open_services(settings, key, db, provider, None, Metrics())
+        logs.never_show(key.material.hex(), services.link_key.hex())
         engine = engine_process(services)
         if once:
             await engine.run_once()

@@ -4,15 +4,26 @@ nothing on the way."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reelgate.config import Settings
+from reelgate.services.doctor import Status, diagnose
 from reelgate.store.migrate import upgrade
-from tests.conftest import ADMIN_TOKEN, SANDBOX_KEY, GatewayFactory, SandboxFactory
+from tests.conftest import (
+    ADMIN_TOKEN,
+    REQUIRE_SERVICES,
+    SANDBOX_KEY,
+    GatewayFactory,
+    SandboxFactory,
+)
 from tests.integration.cli_runner import CliResult, run_cli, sql
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
@@ -157,3 +168,38 @@ async def test_doctor_names_a_schema_behind_this_reelgate(sqlite_url: str) -> No
     failed = _failed(await run_cli(url, "doctor", "--json"))
     assert "schema" in failed
     assert failed["schema"]["fix"] == "run `reelgate migrate`"
+
+
+class _WithRedis(Settings):
+    """Settings as they will be once a feature that uses Redis adds REELGATE_REDIS_URL."""
+
+    redis_url: str | None = None
+
+
+async def test_doctor_checks_redis_when_a_redis_url_is_set(tmp_path: Path) -> None:
+    if not await _redis_answers():
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis is required under CI at {REDIS_URL}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+    database = f"sqlite:///{tmp_path / 'none.db'}"
+    found = {
+        url: next(
+            f
+            for f in await diagnose(_WithRedis(database_url=database, redis_url=url))
+            if f.check == "redis"
+        )
+        for url in (REDIS_URL, "redis://127.0.0.1:9/0")
+    }
+    assert found[REDIS_URL].status is Status.OK, found
+    assert found["redis://127.0.0.1:9/0"].status is Status.FAIL
+    assert "REELGATE_REDIS_URL" in (found["redis://127.0.0.1:9/0"].fix or "")
+
+
+async def _redis_answers() -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", 6379), 2)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
