@@ -167,9 +167,10 @@ async def insert(lane: PostgresLane | SqliteLane, new: NewTask) -> None:
     """Store the task and hold its cost, or raise InsufficientBalance and store nothing."""
     values = _values(new)
     if isinstance(lane, PostgresLane):
-        short = await lane.batcher("insert", functools.partial(_pg_insert, lane)).submit(values)
+        write = functools.partial(_pg_insert, lane)
     else:
-        short = await lane.run(functools.partial(_sqlite_insert, values))
+        write = functools.partial(_sqlite_insert, lane)
+    short = await lane.batcher("insert", write).submit(values)
     if short is not None:
         raise InsufficientBalance(
             f"this task costs {new.quote.cost_micro_usdc} micro-USDC but the account has "
@@ -203,16 +204,25 @@ def _as_json(batch: list[tuple[Any, ...]]) -> str:
     return orjson.dumps([dict(zip(COLUMNS, values, strict=True)) for values in batch]).decode()
 
 
-def _sqlite_insert(values: tuple[Any, ...], conn: sqlite3.Connection) -> int | None:
-    """In the writer thread: None once stored, else what the account has available."""
-    account, cost = values[_ACCOUNT], values[_COST]
+async def _sqlite_insert(lane: SqliteLane, batch: list[tuple[Any, ...]]) -> list[int | None]:
+    """A batch of creates in one transaction of the writer thread, each as it would be alone:
+    None for each one stored, else what its account has available."""
+    return await lane.run(functools.partial(_sqlite_insert_all, batch))
+
+
+def _sqlite_insert_all(batch: list[tuple[Any, ...]], conn: sqlite3.Connection) -> list[int | None]:
+    results: list[int | None] = []
     with immediate(conn):
-        if conn.execute(_SQLITE_HOLD, (cost, account, cost)).rowcount != 1:
-            row = conn.execute(_SQLITE_AVAILABLE, (account,)).fetchone()
-            return int(row[0]) if row else 0
-        conn.execute(_SQLITE_INSERT, values)
-        conn.execute(_SQLITE_RESERVE, (account, values[_ID], cost, values[_CREATED]))
-    return None
+        for values in batch:
+            account, cost = values[_ACCOUNT], values[_COST]
+            if conn.execute(_SQLITE_HOLD, (cost, account, cost)).rowcount != 1:
+                row = conn.execute(_SQLITE_AVAILABLE, (account,)).fetchone()
+                results.append(int(row[0]) if row else 0)
+                continue
+            conn.execute(_SQLITE_INSERT, values)
+            conn.execute(_SQLITE_RESERVE, (account, values[_ID], cost, values[_CREATED]))
+            results.append(None)
+    return results
 
 
 async def accept(
