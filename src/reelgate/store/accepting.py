@@ -19,10 +19,12 @@ from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
+import sqlalchemy as sa
 
 from reelgate.domain.task import BillingStatus, LedgerKind, NewTask, Submission, TaskState
 from reelgate.errors import InsufficientBalance
 from reelgate.store.lanes import PostgresLane, SqliteLane, immediate
+from reelgate.store.schema import tasks
 
 COLUMNS: Final = (
     "id",
@@ -46,21 +48,10 @@ COLUMNS: Final = (
     "state_since_ms",
 )
 """The columns a new task sets; the others take their defaults."""
-_INTEGERS: Final = frozenset(
-    {
-        "progress",
-        "price_per_second_micro_usdc",
-        "duration",
-        "margin_ppm",
-        "cost_micro_usdc",
-        "created_at",
-        "updated_at",
-        "next_poll_at_ms",
-        "deadline_at_ms",
-        "state_since_ms",
-    }
-)
-_PG_TYPES: Final = {name: "bigint" if name in _INTEGERS else "text" for name in COLUMNS}
+# How each column reads out of the JSON of a batch, from the schema's own types.
+_PG_TYPES: Final = {
+    name: "bigint" if isinstance(tasks.c[name].type, sa.Integer) else "text" for name in COLUMNS
+}
 _ID, _ACCOUNT, _COST, _CREATED = (
     COLUMNS.index(name) for name in ("id", "account_id", "cost_micro_usdc", "created_at")
 )
