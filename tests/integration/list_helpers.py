@@ -93,7 +93,8 @@ async def all_pages(
             assert body["next_after"] is None
             return items
         after = body["next_after"]
-        assert after == body["data"][-1]["task_id" if "task_id" in body["data"][-1] else "id"]
+        last = body["data"][-1]
+        assert after == last["task_id" if last["object"] == "task" else "id"]
 
 
 def ids(items: Sequence[dict[str, Any]]) -> list[str]:
