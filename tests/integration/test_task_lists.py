@@ -261,12 +261,14 @@ async def test_admin_lists_every_account_and_filters_by_account_and_key(
             )
         )
         missing = await admin.get("/admin/tasks", params={"account": "carol"})
+        malformed = await admin.get("/admin/tasks", params={"account": "carol smith"})
         bad = await admin.get("/admin/tasks", params={"key_id": "key_1"})
     assert header[:3] == ["task_id", "account_id", "key_id"]
     assert [(r["task_id"], r["account_id"], r["key_id"]) for r in rows] == [
         (t["task_id"], t["account_id"], t["key_id"]) for t in alices
     ]
     assert_error(missing, 404, "not_found")
+    assert_error(malformed, 400, "bad_request", "account")
     assert_error(bad, 400, "bad_request", "key_id")
 
 

@@ -6,6 +6,7 @@ a typo such as ``created_afer`` is not silently ignored."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -119,13 +120,14 @@ TASK_FILTERS: Final = (
     LIMIT,
     FORMAT,
 )
+_ACCOUNT_NAME: Final = re.compile(ACCOUNT_NAME_PATTERN)
 ACCOUNT: Final = Param(
     "account",
     "Only this account (its name); 404 when there is none.",
     {"type": "string", "pattern": ACCOUNT_NAME_PATTERN},
-    "an account name",
-    # Any text: a name no account can have names none, which the service answers 404.
-    lambda text: text,
+    "an account's name: 1 to 200 letters, digits, '.', '_', '@' or '-', starting with a "
+    "letter or digit",
+    lambda text: text if _ACCOUNT_NAME.fullmatch(text) else None,
 )
 ADMIN_TASK_FILTERS: Final = (
     *TASK_FILTERS,
