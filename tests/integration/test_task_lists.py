@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
+import httpx
 import pytest
 
 from reelgate.domain.task import TaskState
+from reelgate.errors import Unavailable
 from reelgate.services import usage as usage_service
+from reelgate.store.tasks import TaskStore
 from tests.conftest import RunningGateway
 from tests.integration.api_helpers import VALID_REQUEST, assert_error, create_task, issue_key
 from tests.integration.list_helpers import all_pages, csv_rows, ids, store_tasks
@@ -279,3 +282,31 @@ async def test_admin_list_needs_the_admin_token(
         async with client:
             assert_error(await client.get("/admin/tasks"), 401, "unauthorized")
             assert_error(await client.get("/admin/usage"), 401, "unauthorized")
+
+
+async def test_an_export_that_fails_part_way_is_cut_short_never_passed_off_as_whole(
+    gateway: RunningGateway, alice: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the first rows, a failure is an error answer; after, the connection is cut
+    before the end of the chunked body, which clients report as an incomplete transfer."""
+    monkeypatch.setattr(usage_service, "EXPORT_CHUNK", 2)
+    await store_tasks(gateway.settings.database_url, alice, 5)
+    find = TaskStore.find
+    reads_allowed = 0
+
+    async def failing(self: TaskStore, *args: Any) -> list[Any]:
+        nonlocal reads_allowed
+        if reads_allowed == 0:
+            raise Unavailable("the database is unavailable; try again shortly")
+        reads_allowed -= 1
+        return await find(self, *args)
+
+    monkeypatch.setattr(TaskStore, "find", failing)
+    async with gateway.client(alice["key"]) as client:
+        assert_error(await client.get("/v1/tasks?format=csv"), 503, "unavailable")
+        reads_allowed = 1
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get("/v1/tasks?format=csv")
+        reads_allowed = 3
+        _, rows = csv_rows(await client.get("/v1/tasks?format=csv"))
+    assert len(rows) == 5
