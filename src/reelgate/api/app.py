@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import reelgate
-from reelgate.api import admin, callbacks, content, errors, events, public, webhooks
+from reelgate.api import admin, callbacks, content, errors, events, lists, public, webhooks
 from reelgate.api.hot_paths import HotPaths
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -30,6 +30,7 @@ def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
     )
     errors.install(app)
     app.include_router(public.router)
+    app.include_router(lists.router)
     app.include_router(events.router)
     app.include_router(content.router)
     app.include_router(webhooks.router)
