@@ -14,15 +14,19 @@ import typer
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from reelgate import logs
-from reelgate.api import resources, schemas
+from reelgate.api import exports, resources, schemas
 from reelgate.config import Settings
+from reelgate.domain.listing import MAX_UNIX_S
 from reelgate.domain.money import micro_to_usd
+from reelgate.domain.numbers import plain_int
+from reelgate.domain.usage import GroupBy, UsageQuery, UsageReport, day_start
 from reelgate.errors import ReelgateError
 from reelgate.services.accounts import AccountService
 from reelgate.services.admin_token import ensure_admin_token, rotate_admin_token
 from reelgate.services.database import open_database, start_over_with_key
 from reelgate.services.doctor import Status, diagnose
 from reelgate.services.secret_key import ensure_secret_key, key_source, load_secret_key
+from reelgate.services.usage import UsageService
 from reelgate.store.database import Database
 from reelgate.store.migrate import upgrade
 
@@ -319,6 +323,80 @@ def audit(as_json: JsonFlag = False) -> None:
         typer.echo("ledger ok: balances, reservations and settlements all agree")
     if violations:
         raise typer.Exit(1)
+
+
+def _when(text: str | None, option: str) -> int | None:
+    """A time given on the command line: Unix seconds, or a date (00:00 UTC)."""
+    if text is None:
+        return None
+    seconds = plain_int(text)
+    if seconds is None:
+        try:
+            seconds = day_start(text)
+        except ValueError:
+            seconds = None
+    if seconds is None or not 0 <= seconds <= MAX_UNIX_S:
+        raise typer.BadParameter(
+            f"{text!r} is neither Unix seconds (0 to {MAX_UNIX_S}) nor a date YYYY-MM-DD",
+            param_hint=option,
+        )
+    return seconds
+
+
+def _print_usage(report: UsageReport) -> None:
+    name = report.query.group_by.value
+    width = max([len(name), len("total"), *(len(row.group) for row in report.rows)])
+    typer.echo(
+        f"{name:<{width}}  {'success':>7}  {'fail':>7}  {'seconds':>9}"
+        f"  {'committed USD':>16}  {'released USD':>16}"
+    )
+    for group, f in [*((row.group, row.figures) for row in report.rows), ("total", report.total)]:
+        typer.echo(
+            f"{group:<{width}}  {f.tasks_success:>7}  {f.tasks_fail:>7}  {f.generated_seconds:>9}"
+            f"  {micro_to_usd(f.committed_micro_usdc):>16}"
+            f"  {micro_to_usd(f.released_micro_usdc):>16}"
+        )
+
+
+@app.command()
+def usage(
+    account: Annotated[
+        str | None, typer.Argument(help="The account's name; every account when left out.")
+    ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="Start, inclusive: Unix seconds or a UTC date YYYY-MM-DD."),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="End, exclusive: Unix seconds or a UTC date YYYY-MM-DD."),
+    ] = None,
+    group_by: Annotated[
+        GroupBy, typer.Option("--group-by", help="One row per UTC day, model, API key or account.")
+    ] = GroupBy.DAY,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print CSV with a header row (amounts in micro-USDC).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Usage in a period: tasks by final state, seconds generated, money committed and released.
+    Each task counts once, when it ended, from the ledger entry that settled it."""
+    from_s, to_s = _when(from_, "--from"), _when(to, "--to")
+
+    async def work(db: Database) -> UsageReport:
+        service = UsageService(db)
+        account_id = None if account is None else await service.account_id(account)
+        return await service.usage(UsageQuery(account_id, group_by, from_s or 0, to_s))
+
+    report = _run(work)
+    if as_json:
+        _print_json(resources.usage_out(report))
+    elif as_csv:
+        pending, write = exports.writer()
+        write([exports.usage_header(report), *exports.usage_rows(report)])
+        typer.echo(pending.take().decode(), nl=False)
+    else:
+        _print_usage(report)
 
 
 @admin_token_app.command("rotate")

@@ -34,6 +34,10 @@ PUBLIC_OPERATIONS: Final = {
     ("/v1/tasks/{task_id}/content/{index}", "get"),
     ("/v1/webhooks/secret", "get"),
     ("/v1/webhooks/secret/rotate", "post"),
+    ("/v1/tasks", "get"),
+    ("/v1/account", "get"),
+    ("/v1/account/ledger", "get"),
+    ("/v1/usage", "get"),
 }
 ADMIN_OPERATIONS: Final = {
     ("/admin/accounts", "post"),
@@ -42,6 +46,8 @@ ADMIN_OPERATIONS: Final = {
     ("/admin/accounts/{name}/keys", "post"),
     ("/admin/keys/{key_id}/revoke", "post"),
     ("/admin/audit", "get"),
+    ("/admin/tasks", "get"),
+    ("/admin/usage", "get"),
 }
 OPERATIONS: Final = ("/healthz", "/readyz", "/metrics")
 HEAD: Final = head_revision()
@@ -492,3 +498,62 @@ async def test_the_content_route_documents_its_416(gateway: RunningGateway) -> N
     document = await _openapi(gateway)
     responses = document["paths"]["/v1/tasks/{task_id}/content/{index}"]["get"]["responses"]
     assert "416" in responses
+
+
+LISTS: Final = ("/v1/tasks", "/v1/account/ledger", "/v1/usage", "/admin/tasks", "/admin/usage")
+
+
+async def test_served_list_bodies_validate_against_the_documented_schemas(
+    gateway: RunningGateway,
+) -> None:
+    document = await _openapi(gateway)
+    key = (await issue_key(gateway, "erin"))["key"]
+    async with gateway.client(key) as client:
+        await create_task(client)
+        await create_task(client)
+        answers = {
+            "/v1/tasks": await client.get("/v1/tasks", params={"limit": 1}),
+            "/v1/account": await client.get("/v1/account"),
+            "/v1/account/ledger": await client.get("/v1/account/ledger", params={"limit": 2}),
+            "/v1/usage": await client.get("/v1/usage", params={"group_by": "model"}),
+        }
+        refused = {
+            "/v1/tasks": await client.get("/v1/tasks", params={"state": "done"}),
+            "/v1/account/ledger": await client.get("/v1/account/ledger", params={"after": "x"}),
+            "/v1/usage": await client.get("/v1/usage", params={"group_by": "week"}),
+        }
+    async with gateway.admin() as admin:
+        answers["/admin/tasks"] = await admin.get("/admin/tasks", params={"account": "erin"})
+        answers["/admin/usage"] = await admin.get("/admin/usage", params={"group_by": "account"})
+        refused["/admin/tasks"] = await admin.get("/admin/tasks", params={"limit": 0})
+        refused["/admin/usage"] = await admin.get("/admin/usage", params={"from": "soon"})
+        missing = await admin.get("/admin/usage", params={"account": "nobody"})
+    assert answers["/v1/tasks"].json()["has_more"] is True
+    for path, answer in answers.items():
+        _assert_served_as_documented(document, path, "get", answer, 200)
+    for path, answer in refused.items():
+        _assert_served_as_documented(document, path, "get", answer, 400)
+    _assert_served_as_documented(document, "/admin/usage", "get", missing, 404)
+
+
+async def test_lists_document_their_csv_and_each_query_parameter(gateway: RunningGateway) -> None:
+    document = await _openapi(gateway)
+    for path in LISTS:
+        operation = document["paths"][path]["get"]
+        assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+        parameters = {param["name"]: param for param in operation["parameters"]}
+        assert "format" in parameters, path
+        assert all(param["in"] == "query" for param in parameters.values()), path
+        assert all(param["required"] is False for param in parameters.values()), path
+    tasks = {p["name"] for p in document["paths"]["/v1/tasks"]["get"]["parameters"]}
+    admin = {p["name"] for p in document["paths"]["/admin/tasks"]["get"]["parameters"]}
+    assert tasks == {
+        "state",
+        "model",
+        "created_after",
+        "created_before",
+        "after",
+        "limit",
+        "format",
+    }
+    assert admin == tasks | {"account", "key_id"}

@@ -29,6 +29,10 @@ PUBLIC: Final = [
     ("/v1/tasks/{task_id}", "GET"),
     ("/v1/models", "GET"),
     ("/v1/models/{model_id}", "GET"),
+    ("/v1/tasks", "GET"),
+    ("/v1/account", "GET"),
+    ("/v1/account/ledger", "GET"),
+    ("/v1/usage", "GET"),
 ]
 ADMIN: Final = [
     ("/admin/accounts", "POST"),
@@ -37,6 +41,8 @@ ADMIN: Final = [
     ("/admin/accounts/{name}/keys", "POST"),
     ("/admin/keys/{key_id}/revoke", "POST"),
     ("/admin/audit", "GET"),
+    ("/admin/tasks", "GET"),
+    ("/admin/usage", "GET"),
 ]
 OPERATIONS: Final = [("/healthz", "GET"), ("/readyz", "GET"), ("/metrics", "GET")]
 CHECKS: Final = [

@@ -17,6 +17,7 @@ from reelgate.api import (
     content,
     errors,
     events,
+    lists,
     operations,
     public,
     webhooks,
@@ -40,6 +41,7 @@ def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
     )
     errors.install(app)
     app.include_router(public.router)
+    app.include_router(lists.router)
     app.include_router(events.router)
     app.include_router(content.router)
     app.include_router(webhooks.router)

@@ -15,10 +15,12 @@ from reelgate.domain import catalogue as cat
 from reelgate.domain import links
 from reelgate.domain.accounts import Account, ApiKey
 from reelgate.domain.eta import Finished, eta_hint_s
+from reelgate.domain.listing import Page
 from reelgate.domain.money import micro_to_usd
 from reelgate.domain.pricing import PriceBook, with_margin
 from reelgate.domain.request import SCHEMA as REQUEST_SCHEMA
 from reelgate.domain.task import BillingStatus, TaskRecord
+from reelgate.domain.usage import FIGURES, LedgerEntry, UsageFigures, UsageReport
 from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.services.accounts import AccountView, IssuedKey
 
@@ -280,3 +282,74 @@ def account_out(account: Account, keys: list[ApiKey] | None = None) -> schemas.A
 
 def account_view_out(view: AccountView) -> schemas.AccountOut:
     return account_out(view.account, view.keys)
+
+
+def task_list(view: TaskView, page: Page[TaskRecord], now_s: int) -> schemas.TaskList:
+    return schemas.TaskList(
+        data=[view.resource(record, now_s)[0] for record in page.items],
+        has_more=page.has_more,
+        next_after=page.items[-1].id if page.has_more else None,
+    )
+
+
+def admin_task(view: TaskView, record: TaskRecord, now_s: int) -> schemas.AdminTask:
+    resource = view.resource(record, now_s)[0]
+    return schemas.AdminTask(
+        **resource.model_dump(), account_id=record.account_id, key_id=record.key_id
+    )
+
+
+def admin_task_list(view: TaskView, page: Page[TaskRecord], now_s: int) -> schemas.AdminTaskList:
+    return schemas.AdminTaskList(
+        data=[admin_task(view, record, now_s) for record in page.items],
+        has_more=page.has_more,
+        next_after=page.items[-1].id if page.has_more else None,
+    )
+
+
+def account_balance(account: Account) -> schemas.AccountBalance:
+    return schemas.AccountBalance(
+        id=account.id,
+        name=account.name,
+        balance_micro_usdc=account.balance_micro_usdc,
+        reserved_micro_usdc=account.reserved_micro_usdc,
+        available_micro_usdc=account.available_micro_usdc,
+        balance_usd=micro_to_usd(account.balance_micro_usdc),
+        reserved_usd=micro_to_usd(account.reserved_micro_usdc),
+        available_usd=micro_to_usd(account.available_micro_usdc),
+        created_at=account.created_at,
+    )
+
+
+def ledger_entry(entry: LedgerEntry) -> schemas.LedgerEntryOut:
+    return schemas.LedgerEntryOut(
+        id=entry.id,
+        kind=entry.kind,
+        amount_micro_usdc=entry.amount_micro_usdc,
+        task_id=entry.task_id,
+        note=entry.note,
+        created_at=entry.created_at,
+    )
+
+
+def ledger_list(page: Page[LedgerEntry]) -> schemas.LedgerList:
+    return schemas.LedgerList(
+        data=[ledger_entry(entry) for entry in page.items],
+        has_more=page.has_more,
+        next_after=page.items[-1].id if page.has_more else None,
+    )
+
+
+def _figures(figures: UsageFigures) -> dict[str, int]:
+    return {name: getattr(figures, name) for name in FIGURES}
+
+
+def usage_out(report: UsageReport) -> schemas.UsageOut:
+    query = report.query
+    return schemas.UsageOut(
+        from_s=query.from_s,
+        to=query.to_s,
+        group_by=query.group_by,
+        data=[schemas.UsageRowOut(group=row.group, **_figures(row.figures)) for row in report.rows],
+        total=schemas.UsageFiguresOut(**_figures(report.total)),
+    )

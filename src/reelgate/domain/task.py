@@ -117,7 +117,7 @@ class TaskRecord:
     delivery: Delivery | None = None
     """The webhook, when the task has a callBackUrl and has ended (read with the task only)."""
     request_id: str | None = None
-    """The request id of the create that made the task (tasks from before 0007 have none)."""
+    """The request id of the create that made the task (none for tasks from before 0011)."""
 
     @property
     def callback_url(self) -> str | None:

@@ -15,6 +15,7 @@ from reelgate.services.metrics import Metrics
 from reelgate.services.observed_provider import ObservedProvider
 from reelgate.services.signing import media_signing_key
 from reelgate.services.tasks import TaskService
+from reelgate.services.usage import UsageService
 from reelgate.services.videos import Videos
 from reelgate.store import changes, meta
 from reelgate.store.database import Database
@@ -30,6 +31,8 @@ class Services:
     prices: PriceBook
     accounts: AccountService
     tasks: TaskService
+    usage: UsageService
+    """Task lists, statements and usage."""
     callbacks: CallbackIntake
     videos: Videos
     admin_token_hash: str | None
@@ -78,6 +81,7 @@ async def open_services(
         prices=prices,
         accounts=AccountService(db),
         tasks=TaskService(db, settings, prices, observed, callbacks.url_for),
+        usage=UsageService(db),
         callbacks=callbacks,
         videos=Videos(store, MediaFiles(settings.media_dir), link_key),
         admin_token_hash=admin_token_hash,

@@ -15,6 +15,7 @@ from reelgate.domain.changes import TASK
 from reelgate.domain.eta import Finished
 from reelgate.domain.ids import new_id
 from reelgate.domain.lifecycle import Advance, CheckOutcome, Decision, Fail, Made, Succeed
+from reelgate.domain.listing import TaskFilter
 from reelgate.domain.pricing import Quote
 from reelgate.domain.task import (
     FINAL_STATES,
@@ -452,3 +453,33 @@ class TaskStore:
                 .where(tasks.c.id == task_id, tasks.c.lease_owner == owner)
                 .values(lease_owner=None, lease_until_ms=None)
             )
+
+    async def find(self, where: TaskFilter, after: str | None, limit: int) -> list[TaskRecord]:
+        """Up to ``limit`` tasks, newest first (by id), those before ``after`` when it is given.
+        The account's index is walked only over the ids the creation window allows."""
+        t = tasks
+        conditions: list[sa.ColumnElement[bool]] = []
+        if where.account_id is not None:
+            conditions.append(t.c.account_id == where.account_id)
+        if where.key_id is not None:
+            conditions.append(t.c.key_id == where.key_id)
+        if where.state is not None:
+            conditions.append(t.c.state == where.state.value)
+        if where.model is not None:
+            conditions.append(t.c.model == where.model)
+        low, high = where.id_range()
+        if where.created_after is not None:
+            conditions += [t.c.created_at > where.created_after, t.c.id >= low]
+        if where.created_before is not None:
+            conditions += [t.c.created_at < where.created_before, t.c.id < high]
+        if after is not None:
+            conditions.append(t.c.id < after)
+        query = (
+            sa.select(t, *_DELIVERY_COLUMNS)
+            .select_from(t.outerjoin(webhook_deliveries))
+            .where(*conditions)
+            .order_by(t.c.id.desc())
+            .limit(limit)
+        )
+        async with self.db.read() as conn:
+            return [_record(row._mapping) for row in await conn.execute(query)]
