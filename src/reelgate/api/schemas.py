@@ -90,7 +90,7 @@ class TaskResource(TaskEnvelope):
         ge=0,
         description="A hint of the seconds the task still has to go, from how long recent "
         "tasks of its model took: at least 1 while it runs, 0 once it has ended, null when "
-        "recent tasks do not tell.",
+        "recent tasks do not tell (and for running tasks in lists, which are not estimated).",
     )
 
 
