@@ -512,6 +512,7 @@ class TimedProvider:
         self.sent: list[tuple[float, str]] = []
         self.submit = inner.submit
         self.read_callback = inner.read_callback
+        self.probe = inner.probe
 
     async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
         self.sent.append((time.time() * 1000, upstream_task_id))

@@ -29,6 +29,9 @@ class RefusingProvider:
     async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
         raise AssertionError("a refused task has no upstream id to ask about")
 
+    async def probe(self) -> None:
+        raise self.error
+
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         raise AssertionError("a refused task gets no callbacks")
 
@@ -51,6 +54,9 @@ class AcceptingProvider:
 
     async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
         return UpstreamStatus(upstream_task_id=upstream_task_id, state=None)
+
+    async def probe(self) -> None:
+        """It always answers."""
 
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         raise AssertionError("no callbacks in this test")

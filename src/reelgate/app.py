@@ -12,15 +12,26 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from reelgate import logs
 from reelgate.api.app import build_api
+from reelgate.api.auth import Auth
 from reelgate.api.callbacks import UPSTREAM_CALLBACK_PATH
 from reelgate.api.limits import RequestLimits
+from reelgate.api.observing import Observing
+from reelgate.api.operations import Operations, operations_app
+from reelgate.api.poll_cache import FreshCache
 from reelgate.api.resources import TaskView
+from reelgate.api.server import serving
 from reelgate.api.state import ApiState
 from reelgate.config import Settings
+from reelgate.domain.health import gateway_id
+from reelgate.domain.secret_key import SecretKey
 from reelgate.engine.process import EngineProcess
 from reelgate.services.database import open_database
+from reelgate.services.database_metrics import DatabaseMetrics
 from reelgate.services.destinations import Reach, origin
+from reelgate.services.metrics import Metrics
+from reelgate.services.readiness import Readiness
 from reelgate.services.secret_key import load_secret_key
 from reelgate.services.wiring import Services, open_services
 from reelgate.upstream.provider import Provider
@@ -43,17 +54,36 @@ def _reach(settings: Settings, trusted: str | None = None) -> Reach:
     )
 
 
-def engine_process(
-    services: Services, provider: Provider, trusted_origin: str | None = None
-) -> EngineProcess:
+def engine_process(services: Services, trusted_origin: str | None = None) -> EngineProcess:
     """The engine, rendering webhook bodies as the task's owner reads the task."""
     view = TaskView.of(services.settings, services.link_key)
     return EngineProcess(
         services.db,
         services.settings,
-        provider,
+        services.provider,
         lambda record: view.body(record)[0],
         _reach(services.settings, trusted_origin),
+        services.metrics,
+    )
+
+
+def _operations(
+    services: Services,
+    key: SecretKey,
+    readiness: Readiness,
+    database: DatabaseMetrics | None = None,
+) -> Operations:
+    """What /metrics, /healthz and /readyz read; ``database``: the gateway-wide totals, which
+    only ``serve`` shows."""
+    if database is not None:
+        services.metrics.watch(database)
+    return Operations(
+        metrics=services.metrics,
+        readiness=readiness,
+        require_admin=Auth(services.accounts, FreshCache(0), services.admin_token_hash).admin,
+        metrics_public=services.settings.metrics_public,
+        gateway=gateway_id(key.fingerprint()),
+        database=database,
     )
 
 
@@ -78,18 +108,23 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         key = load_secret_key(settings)
         db = await open_database(settings, key)
+        metrics = Metrics()
         services = await open_services(
-            settings, key, db, chosen, _callback_base(settings, chosen.channel)
+            settings, key, db, chosen, _callback_base(settings, chosen.channel), metrics
         )
+        logs.never_show(key.material.hex(), services.link_key.hex())
         api = ApiState.of(services)
         app.state.api = api
+        readiness = Readiness(db, services.provider)
+        app.state.ops = _operations(services, key, readiness, DatabaseMetrics(db))
+        observing.metrics = metrics
         follower = asyncio.create_task(api.follow_changes(), name="reelgate-change-feed")
         stop = asyncio.Event()
         engine_run = None
         if settings.run_engine:
-            engine = engine_process(services, chosen, trusted)
+            engine = engine_process(services, trusted)
             services.callbacks.wake_engine = engine.wake
-            api.engine_loops = tuple(engine.health.values())
+            readiness.loops = tuple(engine.health.values())
             engine_run = asyncio.create_task(engine.run(stop), name="reelgate-engine")
         try:
             yield
@@ -108,20 +143,38 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
     app, served = build_api(lifespan)
     if sandbox is not None:
         app.mount(EMBEDDED_SANDBOX_PATH, sandbox)
-    return RequestLimits(served, settings.body_timeout_s)
+    observing = Observing(
+        RequestLimits(served, settings.body_timeout_s), access_log=settings.access_log
+    )
+    return observing
 
 
-async def run_engine(settings: Settings, stop: asyncio.Event, *, once: bool = False) -> None:
-    """The engine alone, for deployments that split it from the API (``reelgate engine``)."""
+async def run_engine(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    once: bool = False,
+    metrics_port: int | None = None,
+) -> None:
+    """The engine alone, for deployments that split it from the API (``reelgate engine``);
+    with ``metrics_port``, its /metrics, /healthz and /readyz served there."""
     key = load_secret_key(settings)
     db = await open_database(settings, key)
     provider = build_upstream(settings).provider
     try:
-        services = await open_services(settings, key, db, provider, None)
-        engine = engine_process(services, provider)
+        services = await open_services(settings, key, db, provider, None, Metrics())
+        logs.never_show(key.material.hex(), services.link_key.hex())
+        engine = engine_process(services)
         if once:
             await engine.run_once()
-        else:
+            return
+        readiness = Readiness(db, services.provider)
+        readiness.loops = tuple(engine.health.values())
+        if metrics_port is None:
+            await engine.run(stop)
+            return
+        ops = operations_app(_operations(services, key, readiness))
+        async with serving(ops, settings.host, metrics_port):
             await engine.run(stop)
     finally:
         await provider.aclose()

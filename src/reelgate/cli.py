@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import dataclasses
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
+import orjson
+import sqlalchemy as sa
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from reelgate.api import resources, schemas
+from reelgate import logs
+from reelgate.api import exports, resources, schemas
 from reelgate.config import Settings
+from reelgate.domain.listing import MAX_UNIX_S
 from reelgate.domain.money import micro_to_usd
+from reelgate.domain.numbers import plain_int
+from reelgate.domain.usage import GroupBy, UsageQuery, UsageReport, day_start
 from reelgate.errors import ReelgateError
 from reelgate.services.accounts import AccountService
 from reelgate.services.admin_token import ensure_admin_token, rotate_admin_token
 from reelgate.services.database import open_database, start_over_with_key
+from reelgate.services.doctor import Status, diagnose
 from reelgate.services.secret_key import ensure_secret_key, key_source, load_secret_key
+from reelgate.services.usage import UsageService
 from reelgate.store.database import Database
 from reelgate.store.migrate import upgrade
 
@@ -71,8 +79,25 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def _configure_logging(settings: Settings) -> None:
+    """Every log line in the format the settings name (see :mod:`reelgate.logs`), none of them
+    carrying the secrets this process knows."""
+    logs.configure(settings.log_format)
+    url = sa.make_url(settings.database_url)
+    logs.never_show(
+        settings.admin_token,
+        *(secret.get_secret_value() for secret in _secrets(settings) if secret is not None),
+        url.password if isinstance(url.password, str) else None,
+    )
+
+
+def _secrets(settings: Settings) -> tuple[SecretStr | None, ...]:
+    return (
+        settings.secret_key,
+        settings.kie_api_key,
+        settings.kie_webhook_hmac_key,
+        settings.media_signing_key,
+    )
 
 
 def _print_json(model: BaseModel) -> None:
@@ -94,7 +119,9 @@ def _print_account(out: schemas.AccountOut) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request: route template, status, duration.")
+    ] = False,
     engine: Annotated[
         bool, typer.Option(help="Run the task engine in this process (--no-engine: API only).")
     ] = True,
@@ -102,7 +129,7 @@ def serve(
     """Apply migrations and start the gateway (the API and, by default, the task engine)."""
     import uvicorn
 
-    from reelgate.api.server import server_options
+    from reelgate.api.server import GatewayServer, server_options
     from reelgate.app import create_app
 
     settings = _settings()
@@ -112,6 +139,7 @@ def serve(
             "host": host or settings.host,
             "port": port or settings.port,
             "run_engine": settings.run_engine and engine,
+            "access_log": settings.access_log or access_log,
         }
     )
     try:
@@ -130,20 +158,24 @@ def serve(
         typer.echo(
             f"\n  Admin token (shown once; keep it, it is stored only as a hash):\n  {token}\n"
         )
-    _configure_logging()
+    _configure_logging(settings)
     typer.echo(
         "upstream: KIE at " + settings.kie_base_url
         if settings.kie_api_key
         else "upstream: the embedded sandbox (set REELGATE_KIE_API_KEY to create tasks at KIE)"
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        access_log=access_log,
+        # reelgate writes the access log (route templates, never paths with their tokens), and
+        # uvicorn's lines go through reelgate's log format.
+        access_log=False,
+        log_config=None,
         log_level="info",
         **server_options(settings),
     )
+    GatewayServer(config, settings.shutdown_drain_s).run()
 
 
 @app.command()
@@ -169,6 +201,10 @@ def engine_command(
     once: Annotated[
         bool, typer.Option("--once", help="Do the work that is due now, then exit.")
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve /metrics, /healthz and /readyz on this port (REELGATE_HOST)."),
+    ] = None,
 ) -> None:
     """Run only the task engine, for deployments that split it from the API (PostgreSQL)."""
     from reelgate.app import run_engine
@@ -182,16 +218,37 @@ def engine_command(
             err=True,
         )
         raise typer.Exit(2)
-    _configure_logging()
+    _configure_logging(settings)
 
     async def main(_db: Database) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_engine(settings, stop, once=once)
+        await run_engine(settings, stop, once=once, metrics_port=metrics_port)
 
     _run(main)
+
+
+@app.command()
+def doctor(as_json: JsonFlag = False) -> None:
+    """Check this deployment's configuration end to end, changing nothing and spending nothing:
+    exit 1 naming what is wrong and how to fix it."""
+    settings = _settings()
+    findings = asyncio.run(diagnose(settings))
+    failed = [f for f in findings if f.status is Status.FAIL]
+    if as_json:
+        shown = {"ok": not failed, "checks": [dataclasses.asdict(f) for f in findings]}
+        typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+    else:
+        width = max(len(f.check) for f in findings)
+        for f in findings:
+            typer.echo(f"{f.check:<{width}}  {f.status.upper():<4}  {f.detail}")
+            if f.fix:
+                typer.echo(f"{'':<{width}}        fix: {f.fix}")
+        typer.echo(f"\n{len(failed)} problems" if failed else "\nall checks passed")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -266,6 +323,80 @@ def audit(as_json: JsonFlag = False) -> None:
         typer.echo("ledger ok: balances, reservations and settlements all agree")
     if violations:
         raise typer.Exit(1)
+
+
+def _when(text: str | None, option: str) -> int | None:
+    """A time given on the command line: Unix seconds, or a date (00:00 UTC)."""
+    if text is None:
+        return None
+    seconds = plain_int(text)
+    if seconds is None:
+        try:
+            seconds = day_start(text)
+        except ValueError:
+            seconds = None
+    if seconds is None or not 0 <= seconds <= MAX_UNIX_S:
+        raise typer.BadParameter(
+            f"{text!r} is neither Unix seconds (0 to {MAX_UNIX_S}) nor a date YYYY-MM-DD",
+            param_hint=option,
+        )
+    return seconds
+
+
+def _print_usage(report: UsageReport) -> None:
+    name = report.query.group_by.value
+    width = max([len(name), len("total"), *(len(row.group) for row in report.rows)])
+    typer.echo(
+        f"{name:<{width}}  {'success':>7}  {'fail':>7}  {'seconds':>9}"
+        f"  {'committed USD':>16}  {'released USD':>16}"
+    )
+    for group, f in [*((row.group, row.figures) for row in report.rows), ("total", report.total)]:
+        typer.echo(
+            f"{group:<{width}}  {f.tasks_success:>7}  {f.tasks_fail:>7}  {f.generated_seconds:>9}"
+            f"  {micro_to_usd(f.committed_micro_usdc):>16}"
+            f"  {micro_to_usd(f.released_micro_usdc):>16}"
+        )
+
+
+@app.command()
+def usage(
+    account: Annotated[
+        str | None, typer.Argument(help="The account's name; every account when left out.")
+    ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="Start, inclusive: Unix seconds or a UTC date YYYY-MM-DD."),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="End, exclusive: Unix seconds or a UTC date YYYY-MM-DD."),
+    ] = None,
+    group_by: Annotated[
+        GroupBy, typer.Option("--group-by", help="One row per UTC day, model, API key or account.")
+    ] = GroupBy.DAY,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print CSV with a header row (amounts in micro-USDC).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Usage in a period: tasks by final state, seconds generated, money committed and released.
+    Each task counts once, when it ended, from the ledger entry that settled it."""
+    from_s, to_s = _when(from_, "--from"), _when(to, "--to")
+
+    async def work(db: Database) -> UsageReport:
+        service = UsageService(db)
+        account_id = None if account is None else await service.account_id(account)
+        return await service.usage(UsageQuery(account_id, group_by, from_s or 0, to_s))
+
+    report = _run(work)
+    if as_json:
+        _print_json(resources.usage_out(report))
+    elif as_csv:
+        pending, write = exports.writer()
+        write([exports.usage_header(report), *exports.usage_rows(report)])
+        typer.echo(pending.take().decode(), nl=False)
+    else:
+        _print_usage(report)
 
 
 @admin_token_app.command("rotate")

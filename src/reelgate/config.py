@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +58,17 @@ class Settings(BaseSettings):
     connection is closed. Keep it below the process's file descriptor limit (ulimit -n)."""
 
     recommended_poll_interval_ms: int = Field(default=5000, ge=100)
+
+    metrics_public: bool = False
+    """Serve /metrics without the admin token (for a scraper on a private network)."""
+    log_format: Literal["json", "human"] | None = None
+    """How log lines are written: one JSON object per line, or a line of text; when unset,
+    JSON unless the log stream (standard error) is a terminal."""
+    access_log: bool = False
+    """A log line for every request: its route template, status and duration."""
+    shutdown_drain_s: float = Field(default=5.0, ge=0)
+    """On SIGTERM, ``serve`` answers /readyz with 503 for this long while it goes on serving,
+    so that load balancers stop sending before it stops accepting; 0 stops at once."""
 
     channel_margins: dict[str, Margin] = Field(default_factory=lambda: {"kie": Decimal(1)})
     """Multiplier on the per-second tier price, per channel (1.25 = 25 % over cost)."""

@@ -33,6 +33,8 @@ TASK_KEYS: Final = ENVELOPE_KEYS | {
     "webhook_delivery",
     "updated_at",
     "completed_at",
+    "request_id",
+    "eta_hint_seconds",
 }
 BILLING_KEYS: Final = frozenset(
     {

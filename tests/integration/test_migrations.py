@@ -238,7 +238,7 @@ async def test_sealed_secrets_widen_the_columns_and_keep_rows_and_constraints(
     await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0005")
     await _execute(empty_database_url, *ROWS_AT_0004)
     before = await _snapshot(empty_database_url)
-    await upgrade_async(empty_database_url)
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0006")
     after = await _snapshot(empty_database_url)
     assert (before.pop("version"), after.pop("version")) == ([("0005",)], [("0006",)])
     assert after == before
@@ -260,7 +260,8 @@ async def test_downgrading_below_0006_refuses_while_secrets_are_sealed_and_chang
 ) -> None:
     await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0005")
     await _execute(empty_database_url, *ROWS_AT_0004)
-    await upgrade_async(empty_database_url)
+    # At 0006 itself: on SQLite a downgrade through several revisions is not one transaction.
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0006")
     await _execute(empty_database_url, f"UPDATE accounts SET webhook_secret = '{SEALED_LOOKING}'")
     before = await _snapshot(empty_database_url)
     with pytest.raises(RuntimeError, match="1 accounts keep their webhook secrets sealed"):
@@ -269,3 +270,63 @@ async def test_downgrading_below_0006_refuses_while_secrets_are_sealed_and_chang
     await _execute(empty_database_url, "UPDATE accounts SET webhook_secret = 'whsec_x'")
     await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0005")
     assert (await _snapshot(empty_database_url))["version"] == [("0005",)]
+
+
+# 0010: indexes for lists and usage
+
+
+def _indexes(snapshot: dict[str, list[Any]]) -> set[str]:
+    return {name for kind, name, _ in snapshot["objects"] if kind == "index"}
+
+
+async def test_list_indexes_replace_two_and_keep_rows_and_triggers(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0006")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    before = await _snapshot(empty_database_url)
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0010")
+    after = await _snapshot(empty_database_url)
+    assert _indexes(after) - _indexes(before) == {
+        "ix_tasks_account_id_id",
+        "ix_ledger_account_id_id",
+        "ix_ledger_settled_account_id_created_at",
+        "ix_ledger_settled_created_at",
+    }
+    assert _indexes(before) - _indexes(after) == {
+        "ix_tasks_account_id_created_at",
+        "ix_ledger_account_id",
+    }
+    unchanged = [(kind, name, sql) for kind, name, sql in after["objects"] if kind != "index"]
+    assert unchanged == [
+        (kind, name, sql) for kind, name, sql in before["objects"] if kind != "index"
+    ]
+    assert {table: after[table] for table in TABLES} == {table: before[table] for table in TABLES}
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        await _execute(empty_database_url, "DELETE FROM ledger")
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0006")
+    assert await _snapshot(empty_database_url) == before
+
+
+# 0011: each task's request id
+
+
+async def test_request_ids_are_added_empty_and_dropped_again_keeping_every_row(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0010")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    at_0010 = await _snapshot(empty_database_url)
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0011")
+    assert _indexes(await _snapshot(empty_database_url)) - _indexes(at_0010) == {
+        "ix_tasks_succeeded"
+    }
+    engine = create_async_engine(empty_database_url)
+    try:
+        async with engine.connect() as conn:
+            kept = (await conn.execute(sa.text("SELECT id, request_id FROM tasks"))).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in kept] == [("task_1", None)]
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0010")
+    assert await _snapshot(empty_database_url) == at_0010

@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from reelgate.domain.catalogue import ASPECT_RATIOS, MODELS, RESOLUTIONS
 from reelgate.domain.request import VideoGenerationRequest
+from reelgate.store.migrate import head_revision
 from tests import spec_examples
 from tests.conftest import RunningGateway
 from tests.integration.api_helpers import (
@@ -21,6 +22,7 @@ from tests.integration.api_helpers import (
     create_task,
     issue_key,
 )
+from tests.integration.cli_runner import sql
 
 PUBLIC_OPERATIONS: Final = {
     ("/v1/videos/generations", "post"),
@@ -32,6 +34,10 @@ PUBLIC_OPERATIONS: Final = {
     ("/v1/tasks/{task_id}/content/{index}", "get"),
     ("/v1/webhooks/secret", "get"),
     ("/v1/webhooks/secret/rotate", "post"),
+    ("/v1/tasks", "get"),
+    ("/v1/account", "get"),
+    ("/v1/account/ledger", "get"),
+    ("/v1/usage", "get"),
 }
 ADMIN_OPERATIONS: Final = {
     ("/admin/accounts", "post"),
@@ -40,7 +46,11 @@ ADMIN_OPERATIONS: Final = {
     ("/admin/accounts/{name}/keys", "post"),
     ("/admin/keys/{key_id}/revoke", "post"),
     ("/admin/audit", "get"),
+    ("/admin/tasks", "get"),
+    ("/admin/usage", "get"),
 }
+OPERATIONS: Final = ("/healthz", "/readyz", "/metrics")
+HEAD: Final = head_revision()
 HTTP_METHODS: Final = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -196,6 +206,30 @@ async def test_served_error_bodies_validate_against_the_documented_schemas(
     async with gateway.client(poor) as client:
         short = await client.post(create, json=VALID_REQUEST)
         _assert_served_as_documented(document, create, "post", short, 402)
+
+
+async def test_the_operations_routes_are_documented_apart_and_served_as_documented(
+    gateway: RunningGateway, database_url: str
+) -> None:
+    document = await _openapi(gateway)
+    for path in OPERATIONS:
+        assert document["paths"][path]["get"]["tags"] == ["operations"], path
+    async with gateway.client() as client:
+        healthz = await client.get("/healthz")
+        _assert_served_as_documented(document, "/healthz", "get", healthz, 200)
+        ready = await client.get("/readyz")
+        _assert_served_as_documented(document, "/readyz", "get", ready, 200)
+        await sql(database_url, "UPDATE alembic_version SET version_num = '0001'")
+        try:
+            not_ready = await client.get("/readyz")
+        finally:
+            await sql(database_url, "UPDATE alembic_version SET version_num = :v", {"v": HEAD})
+        _assert_served_as_documented(document, "/readyz", "get", not_ready, 503)
+        refused = await client.get("/metrics")
+        _assert_served_as_documented(document, "/metrics", "get", refused, 401)
+    metrics = document["paths"]["/metrics"]["get"]
+    assert list(metrics["responses"]["200"]["content"]) == ["text/plain"]
+    assert metrics["security"] == [{"AdminToken": []}]
 
 
 async def test_served_admin_bodies_validate_against_the_documented_schemas(
@@ -464,3 +498,62 @@ async def test_the_content_route_documents_its_416(gateway: RunningGateway) -> N
     document = await _openapi(gateway)
     responses = document["paths"]["/v1/tasks/{task_id}/content/{index}"]["get"]["responses"]
     assert "416" in responses
+
+
+LISTS: Final = ("/v1/tasks", "/v1/account/ledger", "/v1/usage", "/admin/tasks", "/admin/usage")
+
+
+async def test_served_list_bodies_validate_against_the_documented_schemas(
+    gateway: RunningGateway,
+) -> None:
+    document = await _openapi(gateway)
+    key = (await issue_key(gateway, "erin"))["key"]
+    async with gateway.client(key) as client:
+        await create_task(client)
+        await create_task(client)
+        answers = {
+            "/v1/tasks": await client.get("/v1/tasks", params={"limit": 1}),
+            "/v1/account": await client.get("/v1/account"),
+            "/v1/account/ledger": await client.get("/v1/account/ledger", params={"limit": 2}),
+            "/v1/usage": await client.get("/v1/usage", params={"group_by": "model"}),
+        }
+        refused = {
+            "/v1/tasks": await client.get("/v1/tasks", params={"state": "done"}),
+            "/v1/account/ledger": await client.get("/v1/account/ledger", params={"after": "x"}),
+            "/v1/usage": await client.get("/v1/usage", params={"group_by": "week"}),
+        }
+    async with gateway.admin() as admin:
+        answers["/admin/tasks"] = await admin.get("/admin/tasks", params={"account": "erin"})
+        answers["/admin/usage"] = await admin.get("/admin/usage", params={"group_by": "account"})
+        refused["/admin/tasks"] = await admin.get("/admin/tasks", params={"limit": 0})
+        refused["/admin/usage"] = await admin.get("/admin/usage", params={"from": "soon"})
+        missing = await admin.get("/admin/usage", params={"account": "nobody"})
+    assert answers["/v1/tasks"].json()["has_more"] is True
+    for path, answer in answers.items():
+        _assert_served_as_documented(document, path, "get", answer, 200)
+    for path, answer in refused.items():
+        _assert_served_as_documented(document, path, "get", answer, 400)
+    _assert_served_as_documented(document, "/admin/usage", "get", missing, 404)
+
+
+async def test_lists_document_their_csv_and_each_query_parameter(gateway: RunningGateway) -> None:
+    document = await _openapi(gateway)
+    for path in LISTS:
+        operation = document["paths"][path]["get"]
+        assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+        parameters = {param["name"]: param for param in operation["parameters"]}
+        assert "format" in parameters, path
+        assert all(param["in"] == "query" for param in parameters.values()), path
+        assert all(param["required"] is False for param in parameters.values()), path
+    tasks = {p["name"] for p in document["paths"]["/v1/tasks"]["get"]["parameters"]}
+    admin = {p["name"] for p in document["paths"]["/admin/tasks"]["get"]["parameters"]}
+    assert tasks == {
+        "state",
+        "model",
+        "created_after",
+        "created_before",
+        "after",
+        "limit",
+        "format",
+    }
+    assert admin == tasks | {"account", "key_id"}

@@ -133,9 +133,12 @@ async def test_an_orphaned_create_is_found_again_by_its_callback_and_never_resen
     start_sandbox: SandboxFactory, database_url: str, tmp_path: Path
 ) -> None:
     # The sandbox makes the task, never answers the create, and calls back once the video is
-    # ready: after the gateway has come back.
+    # ready, retrying for a while: the gateway is back by then however slowly it restarts.
     sandbox = start_sandbox(
-        generating_s=4, hang_s=30, faults={"create": {"timeout_after_create": 1.0}}
+        generating_s=4,
+        hang_s=30,
+        callback_retry_s=5,
+        faults={"create": {"timeout_after_create": 1.0}},
     )
     port = free_port()
     env = _env(database_url, sandbox, tmp_path, REELGATE_PUBLIC_URL=f"http://127.0.0.1:{port}")

@@ -633,7 +633,7 @@ UNKNOWN_ROUTES = [
     ("GET", "/v1"),
     ("GET", "/v1/nothing"),
     ("POST", "/v1/videos"),
-    ("GET", "/v1/tasks"),
+    ("GET", "/v1/task"),
     ("GET", "/v1/tasks/task_1/extra"),
     ("POST", "/v1/video/generation"),
 ]
@@ -644,6 +644,8 @@ WRONG_METHODS = [
     ("PUT", "/v1/video/generations"),
     ("POST", "/v1/tasks/task_1"),
     ("DELETE", "/v1/tasks/task_1"),
+    ("POST", "/v1/tasks"),
+    ("DELETE", "/v1/account"),
 ]
 
 

@@ -29,6 +29,10 @@ PUBLIC: Final = [
     ("/v1/tasks/{task_id}", "GET"),
     ("/v1/models", "GET"),
     ("/v1/models/{model_id}", "GET"),
+    ("/v1/tasks", "GET"),
+    ("/v1/account", "GET"),
+    ("/v1/account/ledger", "GET"),
+    ("/v1/usage", "GET"),
 ]
 ADMIN: Final = [
     ("/admin/accounts", "POST"),
@@ -37,7 +41,10 @@ ADMIN: Final = [
     ("/admin/accounts/{name}/keys", "POST"),
     ("/admin/keys/{key_id}/revoke", "POST"),
     ("/admin/audit", "GET"),
+    ("/admin/tasks", "GET"),
+    ("/admin/usage", "GET"),
 ]
+OPERATIONS: Final = [("/healthz", "GET"), ("/readyz", "GET"), ("/metrics", "GET")]
 CHECKS: Final = [
     not_a_server_error,
     status_code_conformance,
@@ -98,6 +105,6 @@ def test_schema_valid_requests_are_accepted_and_answered_as_documented(
     gateway = start_gateway(allowed_networks=["0.0.0.0/0", "::/0"])
     key = _api_key(gateway.base_url)
     schema = schemathesis.openapi.from_url(f"{gateway.base_url}/openapi.json", timeout=30)
-    for operations, token in ((PUBLIC, key), (ADMIN, ADMIN_TOKEN)):
+    for operations, token in ((PUBLIC, key), (ADMIN, ADMIN_TOKEN), (OPERATIONS, ADMIN_TOKEN)):
         for path, method in operations:
             _run(schema[path][method], {"authorization": f"Bearer {token}"}, gateway.base_url)

@@ -85,7 +85,7 @@ async def test_checks_written_together_each_keep_the_rules_and_give_leases_back(
     store = TaskStore(db)
     ids = await _tasks(db, 3)
     claimed = await store.claim_due("engine-a", 10, 60_000)
-    assert sorted(r.id for r in claimed) == sorted(ids)
+    assert sorted(c.task.id for c in claimed) == sorted(ids)
     assert await store.claim_due("engine-b", 10, 60_000) == [], "leased tasks are not handed out"
     assert await store.apply(ids[2], Advance(TaskState.GENERATING, 50))
     soon = int(time.time() * 1000) + 60_000
@@ -112,9 +112,25 @@ async def test_a_check_never_postpones_a_task_a_callback_made_due(db: Database) 
     [claimed] = await store.claim_due("engine-a", 1, 60_000)
     assert await store.apply(task_id, Made(("https://cdn.example/v.mp4",)))
     later = int(time.time() * 1000) + 60_000
-    await store.record_checks("engine-a", [CheckOutcome(claimed.id, later)])
+    await store.record_checks("engine-a", [CheckOutcome(claimed.task.id, later)])
     [again] = await store.claim_due("engine-a", 1, 60_000)
-    assert again.origin_urls == ("https://cdn.example/v.mp4",)
+    assert again.task.origin_urls == ("https://cdn.example/v.mp4",)
+
+
+async def test_a_claim_tells_when_each_task_was_due(db: Database) -> None:
+    """The engine's due-lag metric is how long after its time each task was claimed."""
+    store = TaskStore(db)
+    ids = await _tasks(db, 2, due_in_ms=-1_500)
+    claimed = await store.claim_due("engine-a", 10, 60_000)
+    assert sorted(c.task.id for c in claimed) == sorted(ids)
+    for claim in claimed:
+        record = await store.get(claim.task.id)
+        assert record is not None
+        assert claim.due_at_ms is not None
+        assert claim.claimed_at_ms - claim.due_at_ms >= 1_500
+        assert claim.lag_s >= 1.5
+    # The lease moved the schedule on: what was returned is the time before the claim.
+    assert all(c.due_at_ms is not None and c.due_at_ms < c.claimed_at_ms for c in claimed)
 
 
 async def test_another_engines_outcome_does_not_release_a_lease(db: Database) -> None:
@@ -134,7 +150,7 @@ async def test_claiming_due_tasks_uses_the_partial_index(db: Database) -> None:
     seen: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE TASKS"):
+        if "UPDATE TASKS SET" in statement.upper():  # on SQLite after a WITH
             seen.append((statement, params))
 
     event.listen(db.pool.sync_engine, "before_cursor_execute", capture)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reelgate.api.poll_cache import FreshCache, PollCache
+from reelgate.api.poll_cache import FreshCache, PollCache, TaskEntry
 from reelgate.domain import changes
 
 
@@ -41,10 +41,17 @@ def test_a_zero_size_cache_keeps_nothing() -> None:
 
 def test_changes_drop_their_entries_and_a_resync_drops_all() -> None:
     cache = PollCache(key_size=10, task_size=10)
-    cache.tasks.fill("task_1", ("acct", b"{}", None), cache.tasks.ticket("task_1"))
-    cache.tasks.fill("task_2", ("acct", b"{}", None), cache.tasks.ticket("task_2"))
+    cache.tasks.fill("task_1", TaskEntry("acct", b"{}"), cache.tasks.ticket("task_1"))
+    cache.tasks.fill("task_2", TaskEntry("acct", b"{}"), cache.tasks.ticket("task_2"))
     cache.apply((changes.TASK, "task_1"))
     assert cache.tasks.get("task_1") is None
     assert cache.tasks.get("task_2") is not None
     cache.apply(changes.RESYNC)
     assert cache.tasks.get("task_2") is None
+
+
+def test_a_kept_eta_hint_counts_down_and_the_entry_goes_stale_when_it_runs_out() -> None:
+    entry = TaskEntry("acct", b'{"eta_hint_seconds":', 1_000.0, 1_000.0, b"}")
+    assert entry.served(970.0) == b'{"eta_hint_seconds":30}'
+    assert entry.served(999.5) == b'{"eta_hint_seconds":1}'
+    assert entry.served(1_000.0) is None

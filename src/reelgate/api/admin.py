@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
-from reelgate.api import resources, schemas
+from reelgate.api import query, resources, schemas
 from reelgate.api.errors import ERROR_RESPONSES
+from reelgate.api.lists import task_filter, tasks_answer, usage_answer, with_csv
 from reelgate.api.responses import json_response
 from reelgate.api.state import ApiState, api_state
 from reelgate.domain.accounts import ACCOUNT_NAME_PATTERN
@@ -82,3 +83,33 @@ async def revoke_key(api: Admin, key_id: str) -> Response:
 async def audit(api: Admin) -> Response:
     violations = await api.services.accounts.audit()
     return json_response(schemas.AuditOut(ok=not violations, violations=violations))
+
+
+async def _account_id(api: ApiState, values: dict[str, object]) -> str | None:
+    name = values.get("account")
+    return None if name is None else await api.services.usage.account_id(str(name))
+
+
+@router.get(
+    "/tasks",
+    response_model=schemas.AdminTaskList,
+    responses=with_csv("Tasks of every account, newest first", 503),
+    openapi_extra=query.documented(query.ADMIN_TASK_FILTERS),
+    summary="List tasks of every account",
+)
+async def list_tasks(api: Admin, request: Request) -> Response:
+    values = query.read(request, query.ADMIN_TASK_FILTERS)
+    where = task_filter(values, await _account_id(api, values))
+    return await tasks_answer(api, request, values, where, True)
+
+
+@router.get(
+    "/usage",
+    response_model=schemas.UsageOut,
+    responses=with_csv("Usage of every account in the period, grouped", 503),
+    openapi_extra=query.documented(query.ADMIN_USAGE_PARAMS),
+    summary="Usage of every account (or one): tasks, seconds and money",
+)
+async def usage(api: Admin, request: Request) -> Response:
+    values = query.read(request, query.ADMIN_USAGE_PARAMS)
+    return await usage_answer(api, request, values, await _account_id(api, values))

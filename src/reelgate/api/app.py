@@ -11,7 +11,17 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import reelgate
-from reelgate.api import admin, callbacks, content, errors, events, public, webhooks
+from reelgate.api import (
+    admin,
+    callbacks,
+    content,
+    errors,
+    events,
+    lists,
+    operations,
+    public,
+    webhooks,
+)
 from reelgate.api.hot_paths import HotPaths
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -19,7 +29,8 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
     """The FastAPI app, and the ASGI app to serve: the app behind the hot paths.
-    ``lifespan`` must set ``app.state.api`` (an :class:`~reelgate.api.state.ApiState`)."""
+    ``lifespan`` must set ``app.state.api`` (an :class:`~reelgate.api.state.ApiState`) and
+    ``app.state.ops`` (an :class:`~reelgate.api.operations.Operations`)."""
     app = FastAPI(
         title="reelgate",
         version=reelgate.__version__,
@@ -30,11 +41,13 @@ def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
     )
     errors.install(app)
     app.include_router(public.router)
+    app.include_router(lists.router)
     app.include_router(events.router)
     app.include_router(content.router)
     app.include_router(webhooks.router)
     app.include_router(admin.router)
     app.include_router(callbacks.router)
+    app.include_router(operations.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -5,6 +5,9 @@ both the caller's key and the task are cached, this answers with the cached byte
 level; anything else (a miss, a bad key, another account's task) goes on to the framework's
 route, which answers the same way from the database and fills the cache.
 
+Both write their route's template in the scope, for the request's metrics and access log line
+(see :mod:`reelgate.api.observing`).
+
 Every create (``POST /v1/videos/generations`` and its alias) goes straight to its handler,
 :func:`reelgate.api.public.create_task`, the one the OpenAPI document describes: the
 framework's routing, dependency solving and middleware would otherwise cost about a third of
@@ -20,10 +23,12 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from reelgate.api import errors
+from reelgate.api.observing import ROUTE
 from reelgate.api.public import CREATE_PATHS, create_task
 from reelgate.api.state import ApiState
 
 _PREFIX: Final = "/v1/tasks/"
+_POLL_ROUTE: Final = "/v1/tasks/{task_id}"
 _HEADERS: Final = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
 
@@ -37,6 +42,7 @@ class HotPaths:
             if method == "GET" and path.startswith(_PREFIX):
                 body = self._cached(scope, path[len(_PREFIX) :])
                 if body is not None:
+                    scope[ROUTE] = _POLL_ROUTE
                     await send(
                         {
                             "type": "http.response.start",
@@ -47,6 +53,7 @@ class HotPaths:
                     await send({"type": "http.response.body", "body": body})
                     return
             elif path in CREATE_PATHS:
+                scope[ROUTE] = path  # a create's path is its template
                 if method == "POST":
                     await self._create(scope, receive, send)
                 else:

@@ -10,6 +10,8 @@ before and the entry would never be stored.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from cachetools import LRUCache
@@ -56,9 +58,27 @@ class FreshCache(Generic[V]):
         self._tickets.clear()
 
 
-TaskEntry = tuple[str, bytes, int | None]
-"""(owning account id, the rendered task resource, when its links are renewed: the entry is
-stale from then on)."""
+@dataclass(frozen=True, slots=True)
+class TaskEntry:
+    """A rendered task resource as kept for its owner."""
+
+    account_id: str
+    body: bytes
+    """The whole resource; or, with ``ends_at``, the part before the ETA hint's value."""
+    stale_at: float | None = None
+    """When its links are to be signed anew or its ETA hint runs out: read again from then."""
+    ends_at: float | None = None
+    """When the ETA hint it shows reaches 0; the seconds left are written in when served."""
+    tail: bytes = b""
+    """With ``ends_at``: the part after the ETA hint's value."""
+
+    def served(self, now: float) -> bytes | None:
+        """The resource as of ``now``; None once it is stale."""
+        if self.stale_at is not None and now >= self.stale_at:
+            return None
+        if self.ends_at is None:
+            return self.body
+        return b"%s%d%s" % (self.body, math.ceil(self.ends_at - now), self.tail)
 
 
 class PollCache:

@@ -9,7 +9,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from reelgate.api import json_body, resources, schemas
+from reelgate.api.create_outcomes import CreateOutcome
 from reelgate.api.errors import ERROR_RESPONSES
+from reelgate.api.observing import request_id
 from reelgate.api.responses import NO_STORE, json_response
 from reelgate.api.state import api_state
 from reelgate.domain.numbers import plain_int
@@ -63,9 +65,12 @@ async def create_task(request: Request, credentials: ApiKeyHeader) -> Response:
     envelope. ``credentials`` is there for the document: the header is read here."""
     api = api_state(request)
     settings = api.services.settings
-    key = await api.auth.key(request.headers.get("authorization"))
-    body = await read_json(request, settings.max_body_bytes)
-    record = await api.services.tasks.create(key, body)
+    with CreateOutcome(api.services.metrics) as outcome:
+        key = await api.auth.key(request.headers.get("authorization"))
+        body = await read_json(request, settings.max_body_bytes)
+        outcome.body(body)
+        record = await api.services.tasks.create(key, body, request_id(request.scope))
+        outcome.created(record)
     envelope = resources.task_envelope(record, settings.recommended_poll_interval_ms)
     return json_response(envelope, 202, {"location": envelope.poll_url, **NO_STORE})
 

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from reelgate.api import schemas
+from reelgate.api.poll_cache import TaskEntry
 from reelgate.config import Settings
 from reelgate.domain import catalogue as cat
 from reelgate.domain import links
 from reelgate.domain.accounts import Account, ApiKey
+from reelgate.domain.eta import Finished, eta_hint_s
+from reelgate.domain.listing import Page
 from reelgate.domain.money import micro_to_usd
 from reelgate.domain.pricing import PriceBook, with_margin
 from reelgate.domain.request import SCHEMA as REQUEST_SCHEMA
 from reelgate.domain.task import BillingStatus, TaskRecord
+from reelgate.domain.usage import FIGURES, LedgerEntry, UsageFigures, UsageReport
 from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.services.accounts import AccountView, IssuedKey
+
+_ETA_KEY: Final = b'"eta_hint_seconds":'
 
 
 def poll_url(task_id: str) -> str:
@@ -78,11 +85,14 @@ class TaskView:
     link_key: bytes
     link_ttl_s: int
 
-    def resource(self, record: TaskRecord, now_s: int) -> tuple[schemas.TaskResource, int | None]:
-        """The task resource, and when its links should be made anew (None: it has none)."""
+    def resource(
+        self, record: TaskRecord, now_s: float, finished: Sequence[Finished] = ()
+    ) -> tuple[schemas.TaskResource, int | None]:
+        """The task resource, and when its links should be made anew (None: it has none).
+        ``finished``: the model's recent successes, for the ETA hint (none: no hint)."""
         quote = record.quote
         cost = quote.cost_micro_usdc
-        result, renew_at = self._result(record, now_s)
+        result, renew_at = self._result(record, int(now_s))
         resource = schemas.TaskResource(
             **task_envelope(record, self.poll_interval_ms).model_dump(),
             request=record.request,
@@ -106,6 +116,14 @@ class TaskView:
             webhook_delivery=webhook_delivery(record),
             updated_at=record.updated_at,
             completed_at=record.completed_at,
+            request_id=record.request_id,
+            eta_hint_seconds=eta_hint_s(
+                record.state,
+                now_s - record.created_at,
+                quote.tier,
+                quote.duration,
+                finished,
+            ),
         )
         return resource, renew_at
 
@@ -119,8 +137,24 @@ class TaskView:
         )
 
     def body(self, record: TaskRecord) -> tuple[bytes, int | None]:
-        resource, renew_at = self.resource(record, int(time.time()))
+        resource, renew_at = self.resource(record, time.time())
         return resource.model_dump_json().encode(), renew_at
+
+    def entry(self, record: TaskRecord, finished: Sequence[Finished]) -> TaskEntry:
+        """The task as the poll cache keeps it. A running task's ETA hint counts down while it
+        is kept: the body is kept in two parts, joined around the seconds left when served."""
+        now = time.time()
+        resource, renew_at = self.resource(record, now, finished)
+        body = resource.model_dump_json().encode()
+        eta = resource.eta_hint_seconds
+        if record.state.is_final or eta is None:
+            return TaskEntry(record.account_id, body, renew_at)
+        ends_at = now + eta
+        value = b"%s%d" % (_ETA_KEY, eta)
+        at = body.rindex(value)  # the last field: after anything a client sent
+        head, tail = body[: at + len(_ETA_KEY)], body[at + len(value) :]
+        stale_at = ends_at if renew_at is None else min(renew_at, ends_at)
+        return TaskEntry(record.account_id, head, stale_at, ends_at, tail)
 
     def _result(self, record: TaskRecord, now_s: int) -> tuple[dict[str, Any], int | None]:
         stored = record.result or {}
@@ -248,3 +282,74 @@ def account_out(account: Account, keys: list[ApiKey] | None = None) -> schemas.A
 
 def account_view_out(view: AccountView) -> schemas.AccountOut:
     return account_out(view.account, view.keys)
+
+
+def task_list(view: TaskView, page: Page[TaskRecord], now_s: int) -> schemas.TaskList:
+    return schemas.TaskList(
+        data=[view.resource(record, now_s)[0] for record in page.items],
+        has_more=page.has_more,
+        next_after=page.items[-1].id if page.has_more else None,
+    )
+
+
+def admin_task(view: TaskView, record: TaskRecord, now_s: int) -> schemas.AdminTask:
+    resource = view.resource(record, now_s)[0]
+    return schemas.AdminTask(
+        **resource.model_dump(), account_id=record.account_id, key_id=record.key_id
+    )
+
+
+def admin_task_list(view: TaskView, page: Page[TaskRecord], now_s: int) -> schemas.AdminTaskList:
+    return schemas.AdminTaskList(
+        data=[admin_task(view, record, now_s) for record in page.items],
+        has_more=page.has_more,
+        next_after=page.items[-1].id if page.has_more else None,
+    )
+
+
+def account_balance(account: Account) -> schemas.AccountBalance:
+    return schemas.AccountBalance(
+        id=account.id,
+        name=account.name,
+        balance_micro_usdc=account.balance_micro_usdc,
+        reserved_micro_usdc=account.reserved_micro_usdc,
+        available_micro_usdc=account.available_micro_usdc,
+        balance_usd=micro_to_usd(account.balance_micro_usdc),
+        reserved_usd=micro_to_usd(account.reserved_micro_usdc),
+        available_usd=micro_to_usd(account.available_micro_usdc),
+        created_at=account.created_at,
+    )
+
+
+def ledger_entry(entry: LedgerEntry) -> schemas.LedgerEntryOut:
+    return schemas.LedgerEntryOut(
+        id=entry.id,
+        kind=entry.kind,
+        amount_micro_usdc=entry.amount_micro_usdc,
+        task_id=entry.task_id,
+        note=entry.note,
+        created_at=entry.created_at,
+    )
+
+
+def ledger_list(page: Page[LedgerEntry]) -> schemas.LedgerList:
+    return schemas.LedgerList(
+        data=[ledger_entry(entry) for entry in page.items],
+        has_more=page.has_more,
+        next_after=page.items[-1].id if page.has_more else None,
+    )
+
+
+def _figures(figures: UsageFigures) -> dict[str, int]:
+    return {name: getattr(figures, name) for name in FIGURES}
+
+
+def usage_out(report: UsageReport) -> schemas.UsageOut:
+    query = report.query
+    return schemas.UsageOut(
+        from_s=query.from_s,
+        to=query.to_s,
+        group_by=query.group_by,
+        data=[schemas.UsageRowOut(group=row.group, **_figures(row.figures)) for row in report.rows],
+        total=schemas.UsageFiguresOut(**_figures(report.total)),
+    )

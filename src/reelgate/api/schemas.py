@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from reelgate.domain.accounts import ACCOUNT_NAME_PATTERN
 from reelgate.domain.money import CREDIT, MAX_BALANCE_USD, OPENING_CREDIT, UsdAmount
-from reelgate.domain.task import BillingStatus, TaskState
+from reelgate.domain.task import BillingStatus, LedgerKind, TaskState
+from reelgate.domain.usage import GroupBy
 from reelgate.domain.webhooks import DeliveryStatus
 
 
@@ -81,6 +82,93 @@ class TaskResource(TaskEnvelope):
     webhook_delivery: WebhookDelivery | NoWebhook
     updated_at: int
     completed_at: int | None
+    request_id: str | None = Field(
+        description="The X-Request-ID of the create that made the task (null for tasks made "
+        "before reelgate kept it)."
+    )
+    eta_hint_seconds: int | None = Field(
+        ge=0,
+        description="A hint of the seconds the task still has to go, from how long recent "
+        "tasks of its model took: at least 1 while it runs, 0 once it has ended, null when "
+        "recent tasks do not tell (and for running tasks in lists, which are not estimated).",
+    )
+
+
+_NEXT_AFTER: Final = (
+    "When more follow: the last item's id, to pass as `after` for the next page; else null."
+)
+
+
+class TaskList(_Out):
+    """The caller's tasks, newest first, each as GET /v1/tasks/{task_id} shows it."""
+
+    object: Literal["list"] = "list"
+    data: list[TaskResource]
+    has_more: bool
+    next_after: str | None = Field(description=_NEXT_AFTER)
+
+
+class AccountBalance(_Out):
+    object: Literal["account"] = "account"
+    id: str
+    name: str
+    balance_micro_usdc: int
+    reserved_micro_usdc: int = Field(description="Held for tasks that have not ended.")
+    available_micro_usdc: int = Field(description="The balance less what is reserved.")
+    balance_usd: str
+    reserved_usd: str
+    available_usd: str
+    created_at: int
+
+
+class LedgerEntryOut(_Out):
+    object: Literal["ledger_entry"] = "ledger_entry"
+    id: int = Field(description="Entries are numbered in the order they were written.")
+    kind: LedgerKind = Field(
+        description="credit: money in; reserve: a task's cost held at create; commit: a "
+        "successful task paid it; release: a failed task's reservation returned in full."
+    )
+    amount_micro_usdc: int = Field(ge=0)
+    task_id: str | None = Field(description="The task a reserve, commit or release is for.")
+    note: str | None = Field(description="Why, for a credit.")
+    created_at: int
+
+
+class LedgerList(_Out):
+    """The account's ledger entries, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[LedgerEntryOut]
+    has_more: bool
+    next_after: int | None = Field(description=_NEXT_AFTER)
+
+
+class UsageFiguresOut(_Out):
+    tasks_success: int = Field(description="Tasks that ended in success (their cost committed).")
+    tasks_fail: int = Field(description="Tasks that ended in failure (their cost released).")
+    generated_seconds: int = Field(description="Video seconds of the tasks that succeeded.")
+    committed_micro_usdc: int
+    released_micro_usdc: int
+
+
+class UsageRowOut(UsageFiguresOut):
+    group: str = Field(
+        description="The UTC day (YYYY-MM-DD), the model, the API key's id, or the account's "
+        "name, as group_by asks."
+    )
+
+
+class UsageOut(_Out):
+    """What was used in a period: each task counted once, when it ended, from the ledger entry
+    that settled it."""
+
+    model_config = ConfigDict(frozen=True, serialize_by_alias=True, validate_by_name=True)
+    object: Literal["usage"] = "usage"
+    from_s: int = Field(alias="from", description="Unix seconds, inclusive.")
+    to: int | None = Field(description="Unix seconds, exclusive; null: up to now.")
+    group_by: GroupBy
+    data: list[UsageRowOut]
+    total: UsageFiguresOut
 
 
 class WebhookSecret(_Out):
@@ -138,6 +226,28 @@ class ModelCard(_Out):
 class ModelList(_Out):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class Health(_Out):
+    status: Literal["ok"] = "ok"
+    gateway: str = Field(
+        description="The same on every process of one gateway (they share its secret key), "
+        "another elsewhere: which gateway answered."
+    )
+
+
+class ReadinessCheck(_Out):
+    ok: bool
+    detail: str
+
+
+class Readiness(_Out):
+    ready: bool
+    failing: list[str] = Field(description="The names of the checks that fail.")
+    checks: dict[str, ReadinessCheck] = Field(
+        description="shutdown, database, schema, engine and upstream (when this process talks "
+        "to one), each with what was found."
+    )
 
 
 class CallbackAck(_Out):
@@ -209,6 +319,20 @@ class AccountOut(_Out):
 
 class IssuedKeyOut(KeyOut):
     key: str = Field(description="The secret. Shown once: only its hash is kept.")
+
+
+class AdminTask(TaskResource):
+    account_id: str
+    key_id: str = Field(description="The API key that created the task.")
+
+
+class AdminTaskList(_Out):
+    """Tasks of every account (or those the filters name), newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[AdminTask]
+    has_more: bool
+    next_after: str | None = Field(description=_NEXT_AFTER)
 
 
 class AuditOut(_Out):

@@ -11,11 +11,25 @@ in :mod:`reelgate.api.limits`.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import AsyncIterator, Iterator
+from types import FrameType
+from typing import Any, Final
 
+import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from reelgate.config import Settings
+
+log = logging.getLogger(__name__)
+
+DRAINING: Final = "reelgate.draining"
+"""Set in the app's lifespan state once the server begins to stop; every request begun after
+sees it in ``scope["state"]`` (the ASGI lifespan state is copied into each request's)."""
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -44,3 +58,64 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # reach limit_concurrency: one more serves exactly max_connections.
         "limit_concurrency": settings.max_connections + 1,
     }
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server, which on SIGTERM first stops being ready, then stops.
+
+    An orchestrator sends SIGTERM and, at about the same time, takes the process out of its
+    load balancer, which may take a few seconds to notice. For ``drain_s`` the server goes on
+    accepting and serving while ``/readyz`` answers 503; only then does uvicorn's own shutdown
+    begin (stop accepting, finish what is under way, stop the app). Ctrl-C (SIGINT) stops at
+    once, as it does in a terminal; a second Ctrl-C cuts the drain short too.
+    """
+
+    def __init__(self, config: uvicorn.Config, drain_s: float) -> None:
+        super().__init__(config)
+        self.drain_s = drain_s
+        self.terminated = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM:
+            self.terminated = True
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.terminated and self.drain_s > 0:
+            self.lifespan.state[DRAINING] = True
+            log.info(
+                "draining: /readyz answers 503 for %g s while requests are still served",
+                self.drain_s,
+            )
+            loop = asyncio.get_running_loop()
+            until = loop.time() + self.drain_s
+            # force_exit is set by a signal handler: polled, as uvicorn's own loop does.
+            while loop.time() < until and not self.force_exit:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        await super().shutdown(sockets)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, host: str, port: int) -> AsyncIterator[None]:
+    """Serve ``app`` in the running event loop for as long as the block runs (an engine's
+    metrics port). Signals stay with the process, which stops the block."""
+    server = _Quiet(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+    run = asyncio.create_task(server.serve(), name="reelgate-operations-server")
+    try:
+        while not server.started:
+            if run.done():
+                await run  # it failed to start (the port is taken): say why
+                raise RuntimeError(f"the operations server on {host}:{port} did not start")
+            await asyncio.sleep(0.01)
+        yield
+    finally:
+        server.should_exit = True
+        await run
+
+
+class _Quiet(uvicorn.Server):
+    """A server that leaves signals to its process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

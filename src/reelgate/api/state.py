@@ -14,7 +14,6 @@ from reelgate.api.resources import Catalogue, TaskView
 from reelgate.api.subscriptions import TaskEvents
 from reelgate.api.task_bodies import TaskBodies
 from reelgate.domain import changes
-from reelgate.domain.health import LoopHealth
 from reelgate.services.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -28,8 +27,6 @@ class ApiState:
     catalogue: Catalogue
     cache: PollCache
     events: TaskEvents = field(default_factory=TaskEvents)
-    engine_loops: tuple[LoopHealth, ...] = ()
-    """The loops of the engine this process runs (none when it runs none)."""
 
     @classmethod
     def of(cls, services: Services) -> ApiState:

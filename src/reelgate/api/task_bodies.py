@@ -24,15 +24,18 @@ class TaskBodies:
             return cached
         ticket = self.cache.ticket(task_id)
         record = await self.tasks.get(key.account_id, task_id)
-        body, renew_at = self.view.body(record)
-        self.cache.fill(task_id, (record.account_id, body, renew_at), ticket)
+        finished = () if record.state.is_final else await self.tasks.durations.of(record.model)
+        entry = self.view.entry(record, finished)
+        self.cache.fill(task_id, entry, ticket)
+        body = entry.served(time.time())
+        assert body is not None  # made just now: not stale
         return body
 
     def cached(self, key: ApiKey, task_id: str) -> bytes | None:
         entry = self.cache.get(task_id)
-        if entry is None or entry[0] != key.account_id:
+        if entry is None or entry.account_id != key.account_id:
             return None
-        _, body, renew_at = entry
-        if renew_at is not None and time.time() >= renew_at:
-            return None  # its video links are due to be signed anew
-        return body
+        if entry.stale_at is None:
+            return entry.body
+        # Its video links are due to be signed anew, or its ETA hint has run out.
+        return entry.served(time.time())

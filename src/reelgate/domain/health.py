@@ -1,7 +1,9 @@
-"""How a background loop is doing, as the loop's supervisor keeps it and readers show it."""
+"""How a background loop is doing, as the loop's supervisor keeps it and readers show it; and
+which gateway a process belongs to."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 
@@ -17,3 +19,11 @@ class LoopHealth:
     @property
     def healthy(self) -> bool:
         return self.running and self.failing_since is None
+
+
+def gateway_id(key_fingerprint: str) -> str:
+    """What ``/healthz`` names the gateway by: the same on every process of one gateway (they
+    share the secret key) and different elsewhere, and it tells nothing of the key (a hash of
+    the fingerprint the database keeps). ``reelgate doctor`` reads it to tell that the public
+    address reaches this gateway and not another."""
+    return hashlib.sha256(b"reelgate gateway id\x00" + key_fingerprint.encode()).hexdigest()[:16]

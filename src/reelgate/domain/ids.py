@@ -20,3 +20,14 @@ def is_id(prefix: str, value: str) -> bool:
     answered without asking the database."""
     head, sep, tail = value.partition("_")
     return head == prefix and sep == "_" and _ULID.fullmatch(tail) is not None
+
+
+MAX_ID_MS: Final = 2**48 - 1
+"""The last millisecond a ULID can carry (in the year 10889)."""
+
+
+def first_id_at(prefix: str, ms: int) -> str:
+    """The smallest id that could be made at Unix millisecond ``ms`` (clamped to what a ULID
+    carries): every id made at ``ms`` or later sorts at or after it, every earlier one before."""
+    ms = min(max(ms, 0), MAX_ID_MS)
+    return f"{prefix}_{ULID.from_bytes(ms.to_bytes(6, 'big') + bytes(10))}"

@@ -116,6 +116,8 @@ class TaskRecord:
     """The stored copies of the result, on success."""
     delivery: Delivery | None = None
     """The webhook, when the task has a callBackUrl and has ended (read with the task only)."""
+    request_id: str | None = None
+    """The request id of the create that made the task (none for tasks from before 0011)."""
 
     @property
     def callback_url(self) -> str | None:
@@ -137,6 +139,7 @@ class NewTask:
     created_at_ms: int
     first_poll_at_ms: int
     deadline_at_ms: int
+    request_id: str | None = None
 
     def as_stored(self) -> TaskRecord:
         """The task as it reads right after it was stored: waiting, nothing sent yet."""
@@ -161,4 +164,5 @@ class NewTask:
             completed_at=None,
             deadline_at_ms=self.deadline_at_ms,
             state_since_ms=self.created_at_ms,
+            request_id=self.request_id,
         )

@@ -9,21 +9,43 @@ import dataclasses
 import logging
 import random
 import time
+from enum import StrEnum
 
 from aiolimiter import AsyncLimiter
 
+from reelgate import logs
 from reelgate.domain import lifecycle
 from reelgate.domain.task import Submission, TaskRecord
 from reelgate.engine.downloads import Downloader
 from reelgate.engine.jobs import Jobs, first_of
 from reelgate.errors import MediaUnavailable, UpstreamError
-from reelgate.store.tasks import TaskStore
+from reelgate.services.metrics import Metrics
+from reelgate.store.tasks import Claimed, TaskStore
 from reelgate.upstream.provider import Provider
 
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.25
 """How long a poller with nothing due waits before looking again (unless woken)."""
+
+
+class CheckResult(StrEnum):
+    """What one check found, as ``reelgate_engine_checks_total`` counts it."""
+
+    UNCHANGED = "unchanged"
+    ADVANCED = "advanced"
+    """The task moved forward, or made progress."""
+    MADE = "made"
+    """The upstream made the video, which was not copied yet."""
+    SUCCEEDED = "succeeded"
+    """The video was copied and the task ended (as a success, unless it ended otherwise)."""
+    FAILED = "failed"
+    UPSTREAM_ERROR = "upstream_error"
+    """The upstream could not be asked; asked again later."""
+    MEDIA_ERROR = "media_error"
+    """The video could not be copied; tried again later."""
+    ERROR = "error"
+    """Something unexpected: logged, and tried again later."""
 
 
 class Poller:
@@ -39,8 +61,10 @@ class Poller:
         batch: int,
         requests_per_s: float,
         lease_s: float,
+        metrics: Metrics,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.provider = provider
         self.downloader = downloader
         self.owner = owner
@@ -67,11 +91,11 @@ class Poller:
                 self.wake.clear()
                 room = self.jobs.room
                 asked = min(room, self.batch)
-                batch: list[TaskRecord] = []
+                batch: list[Claimed] = []
                 if room >= self._min_claim or (room > 0 and not self.jobs.running):
                     batch = await self.store.claim_due(self.owner, asked, self.lease_ms)
-                for task in batch:
-                    self.jobs.start(self._check(task))
+                for claimed in batch:
+                    self.jobs.start(self._check(claimed))
                 self._backlog = len(batch) == asked > 0
                 if once and not batch and not self.jobs.running:
                     break
@@ -86,14 +110,19 @@ class Poller:
         if self._backlog and self.jobs.room >= self._min_claim:
             self.wake.set()
 
-    async def _check(self, task: TaskRecord) -> None:
-        try:
-            outcome = await self._carry_out(task)
-        except Exception:
-            log.exception("poller: checking task %s failed; trying again later", task.id)
-            outcome = lifecycle.CheckOutcome(
-                task.id, int((time.time() + self.schedule.poll_max_s) * 1000)
-            )
+    async def _check(self, claimed: Claimed) -> None:
+        task = claimed.task
+        self.metrics.engine_due_lag(claimed.lag_s)
+        with logs.about(task=task.id, account=task.account_id, upstream=task.channel):
+            try:
+                outcome, result = await self._carry_out(task)
+            except Exception:
+                log.exception("poller: checking task %s failed; trying again later", task.id)
+                outcome = lifecycle.CheckOutcome(
+                    task.id, int((time.time() + self.schedule.poll_max_s) * 1000)
+                )
+                result = CheckResult.ERROR
+        self.metrics.engine_check(task.channel, result)
         self._outcomes.append(outcome)
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
@@ -109,14 +138,14 @@ class Poller:
                 # Their leases run out and the tasks are due again then: nothing is lost.
                 log.exception("poller: cannot record %d checks", len(batch))
 
-    async def _carry_out(self, task: TaskRecord) -> lifecycle.CheckOutcome:
+    async def _carry_out(self, task: TaskRecord) -> tuple[lifecycle.CheckOutcome, CheckResult]:
         """Check one task and carry out what that decides; returns when it is next due (moot
-        once it has ended)."""
+        once it has ended), and what the check found."""
         if lifecycle.submission_is_unknown(task, self.schedule, _now_ms()):
             await self.store.record_submission_unknown(task.id)
             task = dataclasses.replace(task, submission=Submission.UNKNOWN)
         advance: lifecycle.Advance | None = None
-        upstream_failed = False
+        found = CheckResult.UNCHANGED
         if (
             task.origin_urls is None
             and task.submission is Submission.ACCEPTED
@@ -127,32 +156,36 @@ class Poller:
                     status = await self.provider.fetch_status(task.upstream_task_id)
             except UpstreamError as exc:
                 log.info("poller: upstream check of %s failed: %s", task.id, exc.code)
-                upstream_failed = True
+                found = CheckResult.UPSTREAM_ERROR
             else:
                 decision = lifecycle.on_status(task, status, _now_ms())
                 if isinstance(decision, lifecycle.Advance):
                     advance = decision  # written with other checks' in one transaction
+                    found = CheckResult.ADVANCED
                 elif isinstance(decision, lifecycle.Fail):
                     await self.store.apply(task.id, decision)
-                    return lifecycle.CheckOutcome(task.id, _now_ms())
+                    return lifecycle.CheckOutcome(task.id, _now_ms()), CheckResult.FAILED
                 elif isinstance(decision, lifecycle.Made):
                     await self.store.apply(task.id, decision)
                     task = dataclasses.replace(task, origin_urls=decision.urls)
-        if task.origin_urls is not None and await self._store_result(task):
-            return lifecycle.CheckOutcome(task.id, _now_ms())
+                    found = CheckResult.MADE
+        if task.origin_urls is not None:
+            if await self._store_result(task):
+                return lifecycle.CheckOutcome(task.id, _now_ms()), CheckResult.SUCCEEDED
+            found = CheckResult.MEDIA_ERROR
         now_ms = _now_ms()
         end = lifecycle.conclude(
             task,
             self.schedule,
             now_ms=now_ms,
             jitter=self.rng.uniform(*lifecycle.JITTER),
-            upstream_failed=upstream_failed,
+            upstream_failed=found is CheckResult.UPSTREAM_ERROR,
         )
         if isinstance(end, lifecycle.Fail):
             if await self.store.apply(task.id, end):
                 log.warning("poller: task %s ended: %s", task.id, end.error["code"])
-            return lifecycle.CheckOutcome(task.id, now_ms)
-        return lifecycle.CheckOutcome(task.id, end.at_ms, advance)
+            return lifecycle.CheckOutcome(task.id, now_ms), CheckResult.FAILED
+        return lifecycle.CheckOutcome(task.id, end.at_ms, advance), found
 
     async def _store_result(self, task: TaskRecord) -> bool:
         """Copy the video, then succeed the task (committing its money); False to try later."""

@@ -17,6 +17,7 @@ from reelgate.engine.poller import Poller
 from reelgate.engine.supervisor import supervise
 from reelgate.engine.webhooks import USER_AGENT, WebhookSender
 from reelgate.services.destinations import Reach
+from reelgate.services.metrics import Metrics
 from reelgate.store.database import Database
 from reelgate.store.leases import new_owner
 from reelgate.store.media import MediaFiles
@@ -33,8 +34,12 @@ class EngineProcess:
         provider: Provider,
         render: Callable[[TaskRecord], bytes],
         reach: Reach,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
+        """Where the engine's checks and deliveries are counted (a registry of its own when
+        none is given: counted, not shown)."""
         self.settings = settings
         self.provider = provider
         self.render = render
@@ -42,11 +47,17 @@ class EngineProcess:
         self.owner = new_owner()
         self.health = {name: LoopHealth(name) for name in ("poller", "webhooks")}
         self._poller: Poller | None = None
+        self.metrics.watch_engine(lambda: self.in_flight, tuple(self.health.values()))
 
     def wake(self) -> None:
         """A task became due now (a callback brought its result): look without waiting."""
         if self._poller is not None:
             self._poller.wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Checks under way now."""
+        return 0 if self._poller is None else self._poller.jobs.running
 
     @property
     def healthy(self) -> bool:
@@ -89,6 +100,7 @@ class EngineProcess:
                 batch=s.engine_batch,
                 requests_per_s=s.engine_requests_per_s,
                 lease_s=s.engine_lease_s,
+                metrics=self.metrics,
             )
             sender = WebhookSender(
                 WebhookStore(self.db),
@@ -99,6 +111,7 @@ class EngineProcess:
                 reach=self.reach,
                 concurrency=s.webhook_concurrency,
                 retry_scale=s.webhook_retry_scale,
+                metrics=self.metrics,
             )
             try:
                 yield self._poller, sender

@@ -8,14 +8,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Final
 
 import aiohttp
 
+from reelgate import logs
 from reelgate.domain.task import TaskRecord
 from reelgate.domain.webhooks import DeliveryStatus, next_attempt_ms, signed_headers
 from reelgate.engine.jobs import Jobs, first_of
 from reelgate.errors import DestinationRefused
 from reelgate.services.destinations import Reach, pin
+from reelgate.services.metrics import Metrics
 from reelgate.store.tasks import TaskStore
 from reelgate.store.webhooks import Attempt, DueDelivery, WebhookStore
 
@@ -25,6 +28,12 @@ USER_AGENT = "reelgate-webhooks/1"
 BATCH = 100
 LEASE_S = 120.0
 IDLE_WAIT_S = 0.25
+_OUTCOMES: Final = {
+    # An attempt's result as reelgate_webhook_deliveries_total counts it.
+    DeliveryStatus.DELIVERED: "delivered",
+    DeliveryStatus.PENDING: "retry",
+    DeliveryStatus.FAILED: "failed",
+}
 
 
 class WebhookSender:
@@ -39,8 +48,10 @@ class WebhookSender:
         reach: Reach,
         concurrency: int,
         retry_scale: float,
+        metrics: Metrics,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.tasks = tasks
         self.client = client
         self.render = render
@@ -70,17 +81,19 @@ class WebhookSender:
             await self.jobs.drain()
 
     async def _deliver(self, due: DueDelivery) -> None:
-        try:
-            attempt = await self._attempt(due)
-        except Exception:
-            log.exception("webhooks: delivering %s failed unexpectedly", due.webhook_id)
-            attempt = self._failed(due, None, "internal error while sending")
-        try:
-            await self.store.record(due.task_id, self.owner, attempt)
-        except Exception:
-            # The lease runs out and the delivery is due again: a receiver may see it twice,
-            # with the same webhook-id, never not at all.
-            log.exception("webhooks: cannot record the attempt of %s", due.webhook_id)
+        with logs.about(task=due.task_id):
+            try:
+                attempt = await self._attempt(due)
+            except Exception:
+                log.exception("webhooks: delivering %s failed unexpectedly", due.webhook_id)
+                attempt = self._failed(due, None, "internal error while sending")
+            self.metrics.webhook_delivery(_OUTCOMES[attempt.status])
+            try:
+                await self.store.record(due.task_id, self.owner, attempt)
+            except Exception:
+                # The lease runs out and the delivery is due again: a receiver may see it
+                # twice, with the same webhook-id, never not at all.
+                log.exception("webhooks: cannot record the attempt of %s", due.webhook_id)
 
     async def _attempt(self, due: DueDelivery) -> Attempt:
         record = await self.tasks.get(due.task_id)

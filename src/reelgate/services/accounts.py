@@ -106,3 +106,7 @@ class AccountService:
 
     async def audit(self) -> list[str]:
         return await audit(self.db)
+
+    async def id_of(self, name: str) -> str:
+        """The id of the account with this name; NotFound when there is none."""
+        return (await self.store.get(_existing(name))).id

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from reelgate import logs
 from reelgate.domain import lifecycle
 from reelgate.domain.ids import is_id
 from reelgate.domain.links import callback_token, verify_callback_token
@@ -69,6 +70,10 @@ class CallbackIntake:
             raise NotFound(f"no upstream channel {channel[:40]!r}")
         if not (is_id("task", task_id) and verify_callback_token(self.key, task_id, token)):
             raise Unauthorized("this callback link is not valid", code="invalid_callback_token")
+        with logs.about(task=task_id, upstream=channel):
+            return await self._receive(task_id, headers, body)
+
+    async def _receive(self, task_id: str, headers: Mapping[str, str], body: bytes) -> bool:
         named = self.provider.read_callback(headers, body)
         task = await self.store.lease(task_id, self.owner, self.lease_ms)
         if task is None:

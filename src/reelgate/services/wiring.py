@@ -11,8 +11,11 @@ from reelgate.domain.pricing import PriceBook
 from reelgate.domain.secret_key import KeyUse, SecretKey
 from reelgate.services.accounts import AccountService, hash_secret
 from reelgate.services.callbacks import CallbackIntake
+from reelgate.services.metrics import Metrics
+from reelgate.services.observed_provider import ObservedProvider
 from reelgate.services.signing import media_signing_key
 from reelgate.services.tasks import TaskService
+from reelgate.services.usage import UsageService
 from reelgate.services.videos import Videos
 from reelgate.store import changes, meta
 from reelgate.store.database import Database
@@ -28,12 +31,18 @@ class Services:
     prices: PriceBook
     accounts: AccountService
     tasks: TaskService
+    usage: UsageService
+    """Task lists, statements and usage."""
     callbacks: CallbackIntake
     videos: Videos
     admin_token_hash: str | None
     """The admin API's token, as its hash; None disables the admin API."""
     link_key: bytes
     """Signs links to stored videos."""
+    metrics: Metrics
+    """This process's metrics."""
+    provider: ObservedProvider
+    """The upstream, every call to it measured: what the engine talks to as well."""
 
     async def follow_changes(self) -> AsyncIterator[Change]:
         """Every change any process commits from now on (see :mod:`reelgate.store.changes`)."""
@@ -47,10 +56,12 @@ async def open_services(
     db: Database,
     provider: Provider,
     callback_base: str | None,
+    metrics: Metrics,
 ) -> Services:
     """The services, with the keys the gateway keeps read from the database (or made there on
     first start). ``db`` is opened with ``key`` (:func:`reelgate.services.database.open_database`);
-    ``callback_base`` is where upstreams reach this channel's callbacks."""
+    ``callback_base`` is where upstreams reach this channel's callbacks; ``metrics`` is the
+    process's registry."""
     link_key = await media_signing_key(db, settings)
     admin_token_hash = (
         hash_secret(settings.admin_token)
@@ -62,19 +73,23 @@ async def open_services(
     callback_key = key.derive(KeyUse.CALLBACK_TOKENS)
     prices = PriceBook(settings.prices)
     store = TaskStore(db)
+    observed = ObservedProvider(provider, metrics)
     # Reading a task back after a callback leases it as an engine's check does, for as long: a
     # process killed meanwhile holds the task no longer than a killed engine would.
     callbacks = CallbackIntake(
-        store, provider, callback_key, callback_base, lease_s=settings.engine_lease_s
+        store, observed, callback_key, callback_base, lease_s=settings.engine_lease_s
     )
     return Services(
         settings=settings,
         db=db,
         prices=prices,
         accounts=AccountService(db),
-        tasks=TaskService(db, settings, prices, provider, callbacks.url_for),
+        tasks=TaskService(db, settings, prices, observed, callbacks.url_for),
+        usage=UsageService(db),
         callbacks=callbacks,
         videos=Videos(store, MediaFiles(settings.media_dir), link_key),
         admin_token_hash=admin_token_hash,
         link_key=link_key,
+        metrics=metrics,
+        provider=observed,
     )

@@ -19,10 +19,12 @@ from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
+import sqlalchemy as sa
 
 from reelgate.domain.task import BillingStatus, LedgerKind, NewTask, Submission, TaskState
 from reelgate.errors import InsufficientBalance
 from reelgate.store.lanes import PostgresLane, SqliteLane, immediate
+from reelgate.store.schema import tasks
 
 COLUMNS: Final = (
     "id",
@@ -44,23 +46,13 @@ COLUMNS: Final = (
     "next_poll_at_ms",
     "deadline_at_ms",
     "state_since_ms",
+    "request_id",
 )
 """The columns a new task sets; the others take their defaults."""
-_INTEGERS: Final = frozenset(
-    {
-        "progress",
-        "price_per_second_micro_usdc",
-        "duration",
-        "margin_ppm",
-        "cost_micro_usdc",
-        "created_at",
-        "updated_at",
-        "next_poll_at_ms",
-        "deadline_at_ms",
-        "state_since_ms",
-    }
-)
-_PG_TYPES: Final = {name: "bigint" if name in _INTEGERS else "text" for name in COLUMNS}
+# How each column reads out of the JSON of a batch, from the schema's own types.
+_PG_TYPES: Final = {
+    name: "bigint" if isinstance(tasks.c[name].type, sa.Integer) else "text" for name in COLUMNS
+}
 _ID, _ACCOUNT, _COST, _CREATED = (
     COLUMNS.index(name) for name in ("id", "account_id", "cost_micro_usdc", "created_at")
 )
@@ -89,6 +81,7 @@ def _values(new: NewTask) -> tuple[Any, ...]:
         new.first_poll_at_ms,
         new.deadline_at_ms,
         new.created_at_ms,
+        new.request_id,
     )
 
 
@@ -167,9 +160,10 @@ async def insert(lane: PostgresLane | SqliteLane, new: NewTask) -> None:
     """Store the task and hold its cost, or raise InsufficientBalance and store nothing."""
     values = _values(new)
     if isinstance(lane, PostgresLane):
-        short = await lane.batcher("insert", functools.partial(_pg_insert, lane)).submit(values)
+        write = functools.partial(_pg_insert, lane)
     else:
-        short = await lane.run(functools.partial(_sqlite_insert, values))
+        write = functools.partial(_sqlite_insert, lane)
+    short = await lane.batcher("insert", write).submit(values)
     if short is not None:
         raise InsufficientBalance(
             f"this task costs {new.quote.cost_micro_usdc} micro-USDC but the account has "
@@ -203,16 +197,25 @@ def _as_json(batch: list[tuple[Any, ...]]) -> str:
     return orjson.dumps([dict(zip(COLUMNS, values, strict=True)) for values in batch]).decode()
 
 
-def _sqlite_insert(values: tuple[Any, ...], conn: sqlite3.Connection) -> int | None:
-    """In the writer thread: None once stored, else what the account has available."""
-    account, cost = values[_ACCOUNT], values[_COST]
+async def _sqlite_insert(lane: SqliteLane, batch: list[tuple[Any, ...]]) -> list[int | None]:
+    """A batch of creates in one transaction of the writer thread, each as it would be alone:
+    None for each one stored, else what its account has available."""
+    return await lane.run(functools.partial(_sqlite_insert_all, batch))
+
+
+def _sqlite_insert_all(batch: list[tuple[Any, ...]], conn: sqlite3.Connection) -> list[int | None]:
+    results: list[int | None] = []
     with immediate(conn):
-        if conn.execute(_SQLITE_HOLD, (cost, account, cost)).rowcount != 1:
-            row = conn.execute(_SQLITE_AVAILABLE, (account,)).fetchone()
-            return int(row[0]) if row else 0
-        conn.execute(_SQLITE_INSERT, values)
-        conn.execute(_SQLITE_RESERVE, (account, values[_ID], cost, values[_CREATED]))
-    return None
+        for values in batch:
+            account, cost = values[_ACCOUNT], values[_COST]
+            if conn.execute(_SQLITE_HOLD, (cost, account, cost)).rowcount != 1:
+                row = conn.execute(_SQLITE_AVAILABLE, (account,)).fetchone()
+                results.append(int(row[0]) if row else 0)
+                continue
+            conn.execute(_SQLITE_INSERT, values)
+            conn.execute(_SQLITE_RESERVE, (account, values[_ID], cost, values[_CREATED]))
+            results.append(None)
+    return results
 
 
 async def accept(

@@ -28,7 +28,27 @@ Result = TypeVar("Result")
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
-class PostgresLane:
+class _Batching:
+    """A lane's batchers, by name (see :class:`Batcher`)."""
+
+    def __init__(self) -> None:
+        self._batchers: dict[str, Batcher[Any, Any]] = {}
+
+    def batcher(
+        self, name: str, write: Callable[[list[Any]], Awaitable[list[Any]]]
+    ) -> Batcher[Any, Any]:
+        """The lane's batcher called ``name``, made with ``write`` on first use."""
+        batcher = self._batchers.get(name)
+        if batcher is None:
+            batcher = self._batchers[name] = Batcher(write)
+        return batcher
+
+    async def _drain(self) -> None:
+        for batcher in self._batchers.values():
+            await batcher.drain()
+
+
+class PostgresLane(_Batching):
     """asyncpg connections of their own, handed out without a reset: every statement run on
     them is a single statement in its own transaction, which leaves no session state.
 
@@ -42,11 +62,11 @@ class PostgresLane:
     """
 
     def __init__(self, dsn: str, size: int = 10) -> None:
+        super().__init__()
         self.dsn = dsn
         self.size = size
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
-        self._batchers: dict[str, Batcher[Any, Any]] = {}
         self._relaxed: asyncpg.Connection | None = None
 
     async def grouped(self, sql: str, args: tuple[Any, ...]) -> None:
@@ -63,15 +83,6 @@ class PostgresLane:
             return [None] * len(calls)
 
         await self.batcher(sql, write).submit(args)
-
-    def batcher(
-        self, name: str, write: Callable[[list[Any]], Awaitable[list[Any]]]
-    ) -> Batcher[Any, Any]:
-        """The lane's batcher called ``name``, made with ``write`` on first use."""
-        batcher = self._batchers.get(name)
-        if batcher is None:
-            batcher = self._batchers[name] = Batcher(write)
-        return batcher
 
     async def _relaxed_connection(self) -> asyncpg.Connection:
         if self._relaxed is None:
@@ -101,8 +112,7 @@ class PostgresLane:
             return self._pool
 
     async def close(self) -> None:
-        for batcher in self._batchers.values():
-            await batcher.drain()
+        await self._drain()
         if self._relaxed is not None:
             await self._relaxed.close()
             self._relaxed = None
@@ -162,10 +172,12 @@ async def _no_reset(_conn: asyncpg.Connection) -> None:
     """Nothing to reset (see :class:`PostgresLane`): one round trip saved per statement."""
 
 
-class SqliteLane:
-    """One thread with its own connection, running whole write transactions at a time."""
+class SqliteLane(_Batching):
+    """One thread with its own connection, running whole write transactions at a time; writes
+    batched together share one transaction, the commit being most of a small write's cost."""
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self.path = path
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="reelgate-sqlite"
@@ -192,6 +204,8 @@ class SqliteLane:
         return work(self._conn)
 
     async def close(self) -> None:
+        await self._drain()
+
         def shut() -> None:
             if self._conn is not None:
                 self._conn.close()

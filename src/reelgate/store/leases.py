@@ -27,13 +27,15 @@ def claim(
     now_ms: int,
     limit: int,
     lease: dict[str, Any],
-) -> sa.Update:
-    """The UPDATE that leases up to ``limit`` due rows (setting ``lease``); add RETURNING.
+) -> tuple[sa.Update, sa.ColumnElement[Any]]:
+    """The UPDATE that leases up to ``limit`` due rows (setting ``lease``), and what ``due_at``
+    held in each row before: add both to its RETURNING (the engine measures how late each check
+    ran by it).
 
     ``due`` is spelled as the partial index over the due rows is, so that both databases use
     it rather than scan the table."""
     picked = (
-        sa.select(key)
+        sa.select(key.label("picked_key"), due_at.label("was_due_at"))
         .where(
             due,
             due_at <= now_ms,
@@ -43,8 +45,16 @@ def claim(
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
-        picked = picked.with_for_update(skip_locked=True)
-    return table.update().where(key.in_(picked.scalar_subquery())).values(**lease)
+        rows = picked.with_for_update(skip_locked=True).subquery("picked")
+        leasing = table.update().where(key == rows.c.picked_key).values(**lease)
+        return leasing, rows.c.was_due_at
+    # SQLite's RETURNING may not name the tables of UPDATE ... FROM, so the picked rows are
+    # read back from a CTE, materialized before the update changes them (so it is on PostgreSQL,
+    # whose subqueries all see the rows as they were when the statement began).
+    chosen = picked.cte("picked").prefix_with("MATERIALIZED")
+    leasing = table.update().where(key.in_(sa.select(chosen.c.picked_key))).values(**lease)
+    was_due = sa.select(chosen.c.was_due_at).where(chosen.c.picked_key == key).scalar_subquery()
+    return leasing, was_due
 
 
 def new_owner() -> str:

@@ -14,7 +14,8 @@ from reelgate.domain.money import (
     MAX_MARGIN_PPM,
     MAX_PRICE_PER_SECOND_MICRO_USDC,
 )
-from reelgate.domain.task import UNFINISHED_STATES, LedgerKind
+from reelgate.domain.request_ids import REQUEST_ID_LENGTH
+from reelgate.domain.task import UNFINISHED_STATES, LedgerKind, TaskState
 from reelgate.domain.webhooks import DeliveryStatus
 
 
@@ -49,6 +50,9 @@ metadata = sa.MetaData(
 )
 
 UNFINISHED_SQL = _one_of("state", UNFINISHED_STATES)
+SUCCEEDED_SQL = f"state = '{TaskState.SUCCESS.value}'"
+SETTLED_SQL = _one_of("kind", (LedgerKind.COMMIT, LedgerKind.RELEASE))
+"""A task's settlement: spelled as the partial indexes are, so that queries can use them."""
 
 SEALED_SECRET_LENGTH = 255
 """A sealed webhook secret takes 109 characters; room is left for another scheme."""
@@ -129,7 +133,11 @@ tasks = sa.Table(
     sa.Column("origin_urls", sa.Text, nullable=True),
     # The copies in the media store (JSON: content type and size per file), set on success.
     sa.Column("media", sa.Text, nullable=True),
-    sa.Index("ix_tasks_account_id_created_at", "account_id", "created_at"),
+    # The X-Request-ID of the create that made the task, to find its log lines.
+    sa.Column("request_id", sa.String(REQUEST_ID_LENGTH), nullable=True),
+    # An account's tasks newest first (ids are ULIDs, in order of creation), and through the
+    # time in their ids, those created in a window (see reelgate.domain.listing).
+    sa.Index("ix_tasks_account_id_id", "account_id", "id"),
     sa.Index(
         "ix_tasks_due",
         "next_poll_at_ms",
@@ -137,6 +145,14 @@ tasks = sa.Table(
         postgresql_where=sa.text(UNFINISHED_SQL),
     ),
     sa.Index("ix_tasks_upstream_task_id", "upstream_task_id"),
+    # The most recent successes of a model, whose durations make the tasks' ETA hints.
+    sa.Index(
+        "ix_tasks_succeeded",
+        "model",
+        "completed_at",
+        sqlite_where=sa.text(SUCCEEDED_SQL),
+        postgresql_where=sa.text(SUCCEEDED_SQL),
+    ),
     *_bounded("price_per_second_micro_usdc", 0, MAX_PRICE_PER_SECOND_MICRO_USDC),
     *_bounded("margin_ppm", 1, MAX_MARGIN_PPM),
     *_bounded("cost_micro_usdc", 0, MAX_COST_MICRO_USDC),
@@ -146,7 +162,7 @@ ledger = sa.Table(
     "ledger",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
     sa.Column("task_id", sa.ForeignKey("tasks.id"), nullable=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("amount_micro_usdc", sa.BigInteger, nullable=False),
@@ -170,8 +186,24 @@ ledger = sa.Table(
         "uq_ledger_task_settlement",
         "task_id",
         unique=True,
-        sqlite_where=sa.text("kind IN ('commit', 'release')"),
-        postgresql_where=sa.text("kind IN ('commit', 'release')"),
+        sqlite_where=sa.text(SETTLED_SQL),
+        postgresql_where=sa.text(SETTLED_SQL),
+    ),
+    # An account's statement, newest first.
+    sa.Index("ix_ledger_account_id_id", "account_id", "id"),
+    # Usage: the settlements of a period, of one account or of all.
+    sa.Index(
+        "ix_ledger_settled_account_id_created_at",
+        "account_id",
+        "created_at",
+        sqlite_where=sa.text(SETTLED_SQL),
+        postgresql_where=sa.text(SETTLED_SQL),
+    ),
+    sa.Index(
+        "ix_ledger_settled_created_at",
+        "created_at",
+        sqlite_where=sa.text(SETTLED_SQL),
+        postgresql_where=sa.text(SETTLED_SQL),
     ),
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -11,8 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.domain.changes import TASK
+from reelgate.domain.eta import Finished
 from reelgate.domain.ids import new_id
 from reelgate.domain.lifecycle import Advance, CheckOutcome, Decision, Fail, Made, Succeed
+from reelgate.domain.listing import TaskFilter
 from reelgate.domain.pricing import Quote
 from reelgate.domain.task import (
     FINAL_STATES,
@@ -29,10 +32,35 @@ from reelgate.domain.task import (
 from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.store import accepting, changes, leases
 from reelgate.store.database import Database
-from reelgate.store.schema import UNFINISHED_SQL, accounts, ledger, tasks, webhook_deliveries
+from reelgate.store.schema import (
+    SUCCEEDED_SQL,
+    UNFINISHED_SQL,
+    accounts,
+    ledger,
+    tasks,
+    webhook_deliveries,
+)
 
-# Spelled as the partial index ix_tasks_due is, so that both databases use it to find due tasks.
+# Spelled as the partial indexes ix_tasks_due and ix_tasks_succeeded are, so that both
+# databases use them to find due tasks and recent successes.
 _UNFINISHED = sa.text(UNFINISHED_SQL)
+_SUCCEEDED = sa.text(SUCCEEDED_SQL)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A task an engine leased to check, and how late that was."""
+
+    task: TaskRecord
+    due_at_ms: int | None
+    claimed_at_ms: int
+
+    @property
+    def lag_s(self) -> float:
+        """How long after it was due the task was claimed."""
+        if self.due_at_ms is None:
+            return 0.0
+        return max(0, self.claimed_at_ms - self.due_at_ms) / 1000
 
 
 # The delivery's columns as read alongside a task, under names that cannot clash with its own.
@@ -100,6 +128,7 @@ def _record(row: sa.RowMapping) -> TaskRecord:
         origin_urls=None if origin is None else tuple(origin),
         media=tuple(MediaFile(**item) for item in _json_or_none(row["media"]) or ()),
         delivery=_delivery(row),
+        request_id=row["request_id"],
     )
 
 
@@ -363,13 +392,13 @@ class TaskStore:
                 ],
             )
 
-    async def claim_due(self, owner: str, limit: int, lease_ms: int) -> list[TaskRecord]:
-        """Lease up to ``limit`` unfinished tasks that are due (see :mod:`.leases`). A leased
-        task is due again when its lease ends, so that the task of an engine that died is
-        picked up by another."""
+    async def claim_due(self, owner: str, limit: int, lease_ms: int) -> list[Claimed]:
+        """Lease up to ``limit`` unfinished tasks that are due (see :mod:`.leases`), each with
+        when it was due. A leased task is due again when its lease ends, so that the task of
+        an engine that died is picked up by another."""
         now_ms = _now_ms()
         async with self.db.write() as conn:
-            leasing = leases.claim(
+            leasing, was_due = leases.claim(
                 conn,
                 tasks,
                 key=tasks.c.id,
@@ -383,8 +412,20 @@ class TaskStore:
                     "next_poll_at_ms": now_ms + lease_ms,
                 },
             )
-            rows = await conn.execute(leasing.returning(*tasks.c))
-            return [_record(row._mapping) for row in rows]
+            rows = await conn.execute(leasing.returning(*tasks.c, was_due.label("was_due_at")))
+            return [Claimed(_record(row._mapping), row.was_due_at, now_ms) for row in rows]
+
+    async def recent_successes(self, model: str, since_s: int, limit: int) -> list[Finished]:
+        """How long the model's most recent successes (completed since ``since_s``) took."""
+        took = tasks.c.completed_at - tasks.c.created_at
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(tasks.c.tier, tasks.c.duration, took)
+                .where(_SUCCEEDED, tasks.c.model == model, tasks.c.completed_at >= since_s)
+                .order_by(tasks.c.completed_at.desc())
+                .limit(limit)
+            )
+            return [Finished(tier, duration, float(seconds)) for tier, duration, seconds in rows]
 
     async def lease(self, task_id: str, owner: str, lease_ms: int) -> TaskRecord | None:
         """Lease one unfinished task now, whenever it is due, unless someone holds it: the
@@ -412,3 +453,33 @@ class TaskStore:
                 .where(tasks.c.id == task_id, tasks.c.lease_owner == owner)
                 .values(lease_owner=None, lease_until_ms=None)
             )
+
+    async def find(self, where: TaskFilter, after: str | None, limit: int) -> list[TaskRecord]:
+        """Up to ``limit`` tasks, newest first (by id), those before ``after`` when it is given.
+        The account's index is walked only over the ids the creation window allows."""
+        t = tasks
+        conditions: list[sa.ColumnElement[bool]] = []
+        if where.account_id is not None:
+            conditions.append(t.c.account_id == where.account_id)
+        if where.key_id is not None:
+            conditions.append(t.c.key_id == where.key_id)
+        if where.state is not None:
+            conditions.append(t.c.state == where.state.value)
+        if where.model is not None:
+            conditions.append(t.c.model == where.model)
+        low, high = where.id_range()
+        if where.created_after is not None:
+            conditions += [t.c.created_at > where.created_after, t.c.id >= low]
+        if where.created_before is not None:
+            conditions += [t.c.created_at < where.created_before, t.c.id < high]
+        if after is not None:
+            conditions.append(t.c.id < after)
+        query = (
+            sa.select(t, *_DELIVERY_COLUMNS)
+            .select_from(t.outerjoin(webhook_deliveries))
+            .where(*conditions)
+            .order_by(t.c.id.desc())
+            .limit(limit)
+        )
+        async with self.db.read() as conn:
+            return [_record(row._mapping) for row in await conn.execute(query)]

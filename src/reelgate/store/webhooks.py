@@ -52,7 +52,7 @@ class WebhookStore:
         now_ms = int(time.time() * 1000)
         d = webhook_deliveries
         async with self.db.write() as conn:
-            leasing = leases.claim(
+            leasing, _ = leases.claim(
                 conn,
                 d,
                 key=d.c.task_id,

@@ -266,6 +266,10 @@ class KieProvider:
             raise _unreadable()
         return float(data)
 
+    async def probe(self) -> None:
+        """Asking for the credits left costs nothing."""
+        await self.credits()
+
     async def _get(self, path: str, params: dict[str, str] | None = None) -> object:
         """A read: safe to repeat, so any transport failure is simply retryable."""
         try:

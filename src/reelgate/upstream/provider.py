@@ -27,6 +27,11 @@ class Provider(Protocol):
         """The task's current state, in the upstream's own answer."""
         ...
 
+    async def probe(self) -> None:
+        """A call that costs nothing and proves that the upstream answers and takes the
+        gateway's credentials; raises UpstreamError otherwise."""
+        ...
+
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         """The upstream task id a callback is about, once its signature (when one is
         configured) checks out. Nothing else in a callback is believed."""
