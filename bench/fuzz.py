@@ -5,11 +5,12 @@
 sandbox, every network allowed for a ``callBackUrl`` (which networks a callback may reach is
 the operator's choice, not the document's), and no engine: no task is ever followed, so the
 sandbox renders no video whatever prompts are sent. Then, for each operation the test covers
-(the public API with an account's key, the admin API with the admin token), schemathesis
-generates ``--examples`` requests the document calls valid, sends each over loopback and holds
-the answer to the test's checks: never a 5xx, a documented status, content type and body, and
-no valid request refused with a 400. Integers written with a fraction (``5.0``) are made whole
-first, as in the test: the contract refuses them, the document cannot say so.
+(the public API with an account's key; the admin API, health and metrics with the admin
+token), schemathesis generates ``--examples`` requests the document calls valid, sends each
+over loopback and holds the answer to the test's checks: never a 5xx, a documented status,
+content type and body, and no valid request refused with a 400. Integers written with a
+fraction (``5.0``) are made whole first, as in the test: the contract refuses them, the
+document cannot say so.
 
 One operation's failure does not stop the others: each failure is reported with the request
 that caused it (as schemathesis reproduces it), shrunk to a small one unless ``--no-shrink``.
@@ -53,6 +54,7 @@ from schemathesis.generation.modes import GenerationMode  # noqa: E402
 from tests.integration.test_schemathesis import (  # noqa: E402
     ADMIN,
     CHECKS,
+    OPERATIONS,
     PUBLIC,
     _as_the_contract_reads,
 )
@@ -189,7 +191,8 @@ def main() -> None:
         ):
             key = api_key(base)
             schema = schemathesis.openapi.from_url(f"{base}/openapi.json", timeout=30)
-            for operations, token in ((PUBLIC, key), (ADMIN, ADMIN_TOKEN)):
+            groups = ((PUBLIC, key), (ADMIN, ADMIN_TOKEN), (OPERATIONS, ADMIN_TOKEN))
+            for operations, token in groups:
                 for path, method in operations:
                     if args.operations and path not in args.operations:
                         continue
