@@ -8,18 +8,18 @@ so that its key can read them. Then, with the gateway's processes on core 1:
 
 1. ``reelgate serve --no-engine`` starts: its RSS idle;
 2. a client reads every task once (``GET /v1/tasks/{id}``, ``--concurrency`` at a time), which
-   fills the poll cache (``REELGATE_TASK_CACHE_SIZE``, 100,000 by default: every task); then
+   fills the poll cache (at most ``REELGATE_TASK_CACHE_MB``, 96 MiB by default); then
    once more, from the cache: serve's RSS after each pass;
 3. ``reelgate engine`` starts with every task due at once and no request budget (so that it
    checks as fast as it can: several thousand a second) and runs ``--seconds``; its RSS is
    sampled every half second, and serve's too, whose cache each check's change notice
    touches.
 
-The poll cache is bounded by a number of tasks, not bytes: its share grows with the bodies,
-whose largest part is the request as accepted (a prompt may have 20,000 characters);
-``--prompt-chars`` sets the prompts' length. RSS is read from ``/proc/<pid>/status``
-(``VmRSS``; ``VmHWM`` is the peak). Figures are reported, never asserted; a JSON report lands
-in ``bench/results/``. PostgreSQL's server is not pinned and its memory is not counted.
+The poll cache is bounded by bytes (its bodies' largest part is the request as accepted: a
+prompt may have 20,000 characters); ``--prompt-chars`` sets the prompts' length. RSS is read
+from ``/proc/<pid>/status`` (``VmRSS``; ``VmHWM`` is the peak). Figures are reported, never
+asserted; a JSON report lands in ``bench/results/``. PostgreSQL's server is not pinned and its
+memory is not counted.
 
     .venv/bin/python bench/memory.py [--database sqlite|postgres] [--tasks 100000]
         [--seconds 30] [--concurrency 32] [--prompt-chars N]

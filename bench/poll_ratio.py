@@ -210,7 +210,7 @@ def main() -> None:
             "reelgate": (serve, env, task_url),
             "reelgate_no_task_cache": (
                 serve,
-                {**env, "REELGATE_TASK_CACHE_SIZE": "0"},
+                {**env, "REELGATE_TASK_CACHE_MB": "0"},
                 task_url,
             ),
         }

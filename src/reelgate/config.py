@@ -137,7 +137,8 @@ class Settings(BaseSettings):
     ["10.1.0.0/16"]: client webhooks and result downloads. Its old name,
     REELGATE_WEBHOOK_ALLOWED_NETWORKS, is still read."""
 
-    task_cache_size: int = Field(default=100_000, ge=0)
+    task_cache_mb: int = Field(default=96, ge=0)
+    """Memory for rendered task bodies kept to answer polls (0: none), in MiB."""
     key_cache_size: int = Field(default=10_000, ge=0)
     change_poll_interval_s: float = Field(default=0.1, gt=0)
     """How often a process on SQLite reads other processes' changes (PostgreSQL pushes them)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reelgate.api.poll_cache import FreshCache, PollCache, TaskEntry
+from reelgate.api.poll_cache import ENTRY_OVERHEAD_BYTES, FreshCache, PollCache, TaskEntry
 from reelgate.domain import changes
 
 
@@ -39,8 +39,21 @@ def test_a_zero_size_cache_keeps_nothing() -> None:
     assert cache.get("task_1") is None
 
 
+def test_the_task_cache_is_bounded_by_bytes_dropping_the_least_recently_used() -> None:
+    cache = PollCache(key_size=10, task_bytes=3 * (1_000 + ENTRY_OVERHEAD_BYTES))
+    for n in range(3):
+        cache.tasks.fill(
+            f"task_{n}", TaskEntry("acct", b"x" * 1_000), cache.tasks.ticket(f"task_{n}")
+        )
+    assert cache.tasks.get("task_0") is not None  # now the most recently used
+    big = TaskEntry("acct", b"x" * 2_000)  # a long prompt's body takes the room of two
+    cache.tasks.fill("task_big", big, cache.tasks.ticket("task_big"))
+    kept = [ref for ref in ("task_0", "task_1", "task_2", "task_big") if cache.tasks.get(ref)]
+    assert kept == ["task_0", "task_big"]
+
+
 def test_changes_drop_their_entries_and_a_resync_drops_all() -> None:
-    cache = PollCache(key_size=10, task_size=10)
+    cache = PollCache(key_size=10, task_bytes=10_000)
     cache.tasks.fill("task_1", TaskEntry("acct", b"{}"), cache.tasks.ticket("task_1"))
     cache.tasks.fill("task_2", TaskEntry("acct", b"{}"), cache.tasks.ticket("task_2"))
     cache.apply((changes.TASK, "task_1"))

@@ -11,8 +11,9 @@ before and the entry would never be stored.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from cachetools import LRUCache
 
@@ -27,8 +28,10 @@ class Ticket:
 
 
 class FreshCache(Generic[V]):
-    def __init__(self, size: int) -> None:
-        self._entries: LRUCache[str, V] = LRUCache(maxsize=max(size, 1))
+    def __init__(self, size: int, sizeof: Callable[[V], int] | None = None) -> None:
+        """At most ``size`` entries, or with ``sizeof`` at most ``size`` of what it counts (the
+        least recently used go first); 0 keeps nothing."""
+        self._entries: LRUCache[str, V] = LRUCache(maxsize=max(size, 1), getsizeof=sizeof)
         self._tickets: dict[str, Ticket] = {}
         self.enabled = size > 0
 
@@ -81,10 +84,20 @@ class TaskEntry:
         return b"%s%d%s" % (self.body, math.ceil(self.ends_at - now), self.tail)
 
 
+ENTRY_OVERHEAD_BYTES: Final = 400
+"""What an entry costs beside its bodies: the key, the entry object, the cache's own node."""
+
+
+def _entry_bytes(entry: TaskEntry) -> int:
+    return len(entry.body) + len(entry.tail) + ENTRY_OVERHEAD_BYTES
+
+
 class PollCache:
-    def __init__(self, key_size: int, task_size: int) -> None:
+    def __init__(self, key_size: int, task_bytes: int) -> None:
         self.keys: FreshCache[ApiKey] = FreshCache(key_size)
-        self.tasks: FreshCache[TaskEntry] = FreshCache(task_size)
+        # Bounded by bytes, not entries: a task's body grows with its prompt (up to 20,000
+        # characters), so a count would bound nothing a process can plan its memory by.
+        self.tasks: FreshCache[TaskEntry] = FreshCache(task_bytes, _entry_bytes)
         """Task id -> its entry."""
 
     def apply(self, change: changes.Change) -> None:

@@ -31,7 +31,7 @@ class ApiState:
     @classmethod
     def of(cls, services: Services) -> ApiState:
         settings = services.settings
-        cache = PollCache(settings.key_cache_size, settings.task_cache_size)
+        cache = PollCache(settings.key_cache_size, settings.task_cache_mb * 1024 * 1024)
         view = TaskView.of(settings, services.link_key)
         return cls(
             services=services,
