@@ -3,8 +3,8 @@
 A writer publishes ``(topic, ref)`` inside the transaction that makes the change, so a change is
 announced if and only if it commits. PostgreSQL carries it with NOTIFY, delivered at commit to
 every listening process. On SQLite it is a row in ``change_events`` that each process reads in id
-order every ``poll_interval`` seconds; SQLite commits one writer at a time, so no id is seen
-before a smaller one.
+order every ``poll_interval`` seconds, and at once after a commit of its own; SQLite commits one
+writer at a time, so no id is seen before a smaller one.
 
 A listener that loses its connection cannot know what it missed: it yields :data:`RESYNC`, and
 the consumer drops everything it cached.
@@ -13,6 +13,7 @@ the consumer drops everything it cached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -75,6 +76,7 @@ async def _follow_sqlite(db: Database, poll_interval: float) -> AsyncIterator[Ch
     last_id: int | None = None
     last_prune = time.monotonic()
     while True:
+        db.committed.clear()  # before reading: a commit from now on wakes the wait below
         try:
             async with db.read() as conn:
                 if last_id is None:
@@ -103,7 +105,10 @@ async def _follow_sqlite(db: Database, poll_interval: float) -> AsyncIterator[Ch
             last_prune = time.monotonic()
             await _prune(db)
         if not rows:
-            await asyncio.sleep(poll_interval)
+            # Other processes' changes are read every poll_interval; this process's own at
+            # once, so that a callback it took is seen by its clients without that wait.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(db.committed.wait(), poll_interval)
 
 
 async def _prune(db: Database) -> None:

@@ -68,6 +68,8 @@ class Database:
             # are opened and closed for each use, a server process forked every time.
             self.pool = create_async_engine(url, pool_size=20, max_overflow=20)
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
+        self.committed = asyncio.Event()
+        """Set when this process commits a write on SQLite (see ``changes``)."""
         self.lane: PostgresLane | SqliteLane = (
             SqliteLane(self.pool.url.database or "")
             if self.is_sqlite
@@ -95,6 +97,8 @@ class Database:
             conn = await conn.execution_options(reelgate_write=True)
             async with conn.begin():
                 yield conn
+        # Committed: this process's change feed reads it now rather than at its next turn.
+        self.committed.set()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
