@@ -54,8 +54,11 @@ def _reach(settings: Settings, trusted: str | None = None) -> Reach:
     )
 
 
-def engine_process(services: Services, trusted_origin: str | None = None) -> EngineProcess:
-    """The engine, rendering webhook bodies as the task's owner reads the task."""
+def engine_process(
+    services: Services, trusted_origin: str | None = None, *, alone: bool = False
+) -> EngineProcess:
+    """The engine, rendering webhook bodies as the task's owner reads the task; ``alone`` in a
+    process of its own, where it follows the change feed for tasks made due elsewhere."""
     view = TaskView.of(services.settings, services.link_key)
     return EngineProcess(
         services.db,
@@ -64,6 +67,7 @@ def engine_process(services: Services, trusted_origin: str | None = None) -> Eng
         lambda record: view.body(record)[0],
         _reach(services.settings, trusted_origin),
         services.metrics,
+        follow_due=alone,
     )
 
 
@@ -164,7 +168,7 @@ async def run_engine(
     try:
         services = await open_services(settings, key, db, provider, None, Metrics())
         logs.never_show(key.material.hex(), services.link_key.hex())
-        engine = engine_process(services)
+        engine = engine_process(services, alone=True)
         if once:
             await engine.run_once()
             return

@@ -4,6 +4,7 @@ settle exactly once, and survive upstream faults."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -11,8 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reelgate.config import Settings
+from reelgate.engine.process import EngineProcess
+from reelgate.services.destinations import Reach
+from reelgate.store.tasks import TaskStore
 from reelgate.upstream.kie import KieProvider
-from tests.conftest import SANDBOX_KEY, GatewayFactory, SandboxFactory, free_port
+from tests.conftest import SANDBOX_KEY, GatewayFactory, SandboxFactory, free_port, open_database
+from tests.doubles import AcceptingProvider
 from tests.integration.engine_helpers import (
     FAST_ENGINE,
     SANDBOX_ON_LOOPBACK,
@@ -21,6 +27,7 @@ from tests.integration.engine_helpers import (
     create,
     until_final,
 )
+from tests.integration.test_task_store import _tasks as waiting_tasks
 
 MODES = {
     "text": TEXT,
@@ -330,3 +337,36 @@ async def test_engine_once_does_the_work_due_now_and_exits_so_cron_can_run_it(
     assert [(t["state"], t["billing"]["status"]) for t in finals] == [("success", "committed")] * 3
     await _engine_once(env)  # with nothing due at all, it exits at once too
     await audit_passes(gateway)
+
+
+async def test_an_engine_of_its_own_is_woken_when_another_process_makes_a_task_due(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A callback taken by an API process makes its task due; an engine in another process
+    hears of it through the change feed (NOTIFY, or the change table) and looks at once."""
+    settings = Settings(database_url=database_url, media_dir=tmp_path / "media")
+    engine_db, api_db = open_database(database_url), open_database(database_url)
+    engine = EngineProcess(
+        engine_db, settings, AcceptingProvider(), lambda _task: b"", Reach(), follow_due=True
+    )
+    woken = asyncio.Event()
+    engine.wake = woken.set  # type: ignore[method-assign]  # observed, not replaced: it only sets
+    stop = asyncio.Event()
+    running = asyncio.create_task(engine.run(stop))
+    try:
+        [task_id] = await waiting_tasks(api_db, 1, due_in_ms=3_600_000)
+        # Made due again until heard, bounded: a notice sent before the engine listens is not
+        # for it to hear (it looks at every task due when it starts anyway).
+        for _ in range(20):
+            await TaskStore(api_db).make_due(task_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), timeout=0.5)
+                break
+
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=20)
+        await engine_db.dispose()
+        await api_db.dispose()
+    assert woken.is_set()
+    assert engine.health["due"].restarts == 0

@@ -106,6 +106,6 @@ class PollCache:
             self.tasks.drop(ref)
         elif topic == changes.KEY:
             self.keys.drop(ref)
-        else:
+        elif change == changes.RESYNC:
             self.keys.clear()
             self.tasks.clear()

@@ -13,5 +13,8 @@ TASK: Final = "task"
 """A task changed; the reference is its id."""
 KEY: Final = "key"
 """An API key changed (it was revoked); the reference is its hash."""
+DUE: Final = "due"
+"""A task became due now (its upstream called about it); the reference is its id. Engines in
+other processes look at once instead of at their next turn."""
 RESYNC: Final[Change] = ("*", "*")
 """Changes may have been missed: every cached entry must be dropped."""

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 
 from reelgate.config import Settings
+from reelgate.domain.changes import DUE, RESYNC
 from reelgate.domain.health import LoopHealth
 from reelgate.domain.task import TaskRecord
 from reelgate.engine.downloads import Downloader
@@ -18,6 +19,7 @@ from reelgate.engine.supervisor import supervise
 from reelgate.engine.webhooks import USER_AGENT, WebhookSender
 from reelgate.services.destinations import Reach
 from reelgate.services.metrics import Metrics
+from reelgate.store import changes
 from reelgate.store.database import Database
 from reelgate.store.leases import new_owner
 from reelgate.store.media import MediaFiles
@@ -35,6 +37,8 @@ class EngineProcess:
         render: Callable[[TaskRecord], bytes],
         reach: Reach,
         metrics: Metrics | None = None,
+        *,
+        follow_due: bool = False,
     ) -> None:
         self.db = db
         self.metrics = metrics or Metrics()
@@ -45,7 +49,11 @@ class EngineProcess:
         self.render = render
         self.reach = reach
         self.owner = new_owner()
-        self.health = {name: LoopHealth(name) for name in ("poller", "webhooks")}
+        self.follow_due = follow_due
+        """Whether to follow the change feed for tasks made due elsewhere: for an engine in a
+        process of its own (in ``serve``, a callback wakes the engine directly)."""
+        loops = ("poller", "webhooks", *(("due",) if follow_due else ()))
+        self.health = {name: LoopHealth(name) for name in loops}
         self._poller: Poller | None = None
         self.metrics.watch_engine(lambda: self.in_flight, tuple(self.health.values()))
 
@@ -66,10 +74,32 @@ class EngineProcess:
     async def run(self, stop: asyncio.Event) -> None:
         """Run both loops until ``stop`` is set, restarting either whenever it fails."""
         async with self._loops() as (poller, webhooks):
-            await asyncio.gather(
+            loops = [
                 supervise("poller", poller.run, stop, self.health["poller"]),
                 supervise("webhooks", webhooks.run, stop, self.health["webhooks"]),
-            )
+            ]
+            if self.follow_due:
+                loops.append(supervise("due", self._follow_due, stop, self.health["due"]))
+            await asyncio.gather(*loops)
+
+    async def _follow_due(self, stop: asyncio.Event) -> None:
+        """Wake the poller whenever another process makes a task due now (a callback)."""
+
+        async def follow() -> None:
+            async for topic, _ in changes.follow(self.db, self.settings.change_poll_interval_s):
+                if topic in (DUE, RESYNC[0]):
+                    self.wake()
+
+        following = asyncio.create_task(follow())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            done, _ = await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if following in done:
+                following.result()  # its failure goes to the supervisor
+        finally:
+            for job in (following, stopping):
+                job.cancel()
+            await asyncio.gather(following, stopping, return_exceptions=True)
 
     async def run_once(self) -> None:
         """Do the work that is due now, then return (``reelgate engine --once``)."""

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Final
 
 import asyncpg  # type: ignore[import-untyped]
@@ -65,7 +65,7 @@ async def publish_many(conn: AsyncConnection, topic: str, refs: Sequence[str]) -
         )
 
 
-async def follow(db: Database, poll_interval: float) -> AsyncIterator[Change]:
+async def follow(db: Database, poll_interval: float) -> AsyncGenerator[Change, None]:
     """Every change other transactions commit from now on, in commit order, forever."""
     source = _follow_sqlite(db, poll_interval) if db.is_sqlite else _follow_postgres(db)
     async for change in source:

@@ -11,7 +11,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reelgate.domain.changes import TASK
+from reelgate.domain.changes import DUE, TASK
 from reelgate.domain.eta import Finished
 from reelgate.domain.ids import new_id
 from reelgate.domain.lifecycle import Advance, CheckOutcome, Decision, Fail, Made, Succeed
@@ -346,6 +346,8 @@ class TaskStore:
                     next_poll_at_ms=_least(conn, tasks.c.next_poll_at_ms, now_ms),
                 )
             )
+            if recorded.rowcount:
+                await changes.publish(conn, DUE, task_id)
             return bool(recorded.rowcount)
 
     async def make_due(self, task_id: str) -> bool:
@@ -357,6 +359,8 @@ class TaskStore:
                 .where(tasks.c.id == task_id, _UNFINISHED)
                 .values(next_poll_at_ms=_least(conn, tasks.c.next_poll_at_ms, now_ms))
             )
+            if updated.rowcount:
+                await changes.publish(conn, DUE, task_id)
             return bool(updated.rowcount)
 
     async def record_checks(self, owner: str, outcomes: Sequence[CheckOutcome]) -> None:
