@@ -72,7 +72,7 @@ async def test_an_engine_process_serves_its_metrics_health_and_readiness(
         await asyncio.wait_for(engine.wait(), timeout=20)
     assert final["state"] == "success"
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"]["engine"]["detail"] == "running: poller, webhooks"
+    assert ready.json()["checks"]["engine"]["detail"] == "running: poller, webhooks, due"
     assert anonymous.status_code == 401
     assert value(samples, "reelgate_engine_checks_total", outcome="succeeded") == 1
     assert value(samples, "reelgate_engine_loop_running", loop="poller") == 1
