@@ -4,6 +4,7 @@ gateway served over loopback HTTP."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import threading
@@ -111,11 +112,27 @@ def open_database(url: str) -> Database:
     return Database(url, Sealer(SecretKey.parse(TEST_SECRET_KEY)))
 
 
+# Each pytest-xdist worker takes its ports from a block of its own below the kernel's ephemeral
+# range (32768 and up), so no other worker's server and no client connection's local port can
+# take a port between the moment a test picks it and the moment its server binds it.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_PORT_BLOCK = 2000
+_FIRST_PORT = 20000 + _WORKER * _PORT_BLOCK
+_ports = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nothing listens on now, from this worker's block."""
+    for _ in range(_PORT_BLOCK):
+        port = _FIRST_PORT + next(_ports) % _PORT_BLOCK
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port in this worker's block")
 
 
 @dataclass
@@ -147,6 +164,9 @@ class _ServerThread:
     """uvicorn serving the app on a loopback port, in a thread with its own event loop."""
 
     def __init__(self, app: Any, port: int, **options: Any) -> None:
+        # A request a test left held (a sandbox told to hang) is cut off at the test's end
+        # rather than waited for.
+        options.setdefault("timeout_graceful_shutdown", 2)
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options
         )

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
+from reelgate.domain.webhooks import UNREACHABLE_ATTEMPTS
 from reelgate.errors import DestinationRefused
 from reelgate.services.destinations import Reach, pin
 from tests.conftest import GatewayFactory, RunningGateway
@@ -139,7 +140,7 @@ async def test_a_receiver_that_never_accepts_is_given_up_after_the_day_and_shown
 
 
 @pytest.mark.usefixtures("quick_sandbox")
-async def test_a_name_that_does_not_resolve_is_accepted_and_retried_at_delivery(
+async def test_a_name_that_does_not_resolve_is_accepted_then_given_up_after_three_attempts(
     start_gateway: GatewayFactory,
 ) -> None:
     gateway = start_gateway(**{**FAST_ENGINE, "webhook_retry_scale": 0.01})
@@ -147,14 +148,19 @@ async def test_a_name_that_does_not_resolve_is_accepted_and_retried_at_delivery(
     async with gateway.client(key) as client:
         task_id = await create(client, {**TEXT, "callBackUrl": "https://hooks.invalid/cb"})
         await until_final(client, task_id)
-        for _ in range(100):
+        seen: list[dict[str, Any]] = []
+        for _ in range(200):
             delivery = (await client.get(f"/v1/tasks/{task_id}")).json()["webhook_delivery"]
-            if delivery["attempts"] >= 2:
+            seen.append(delivery)
+            if delivery["status"] == "failed":
                 break
             await asyncio.sleep(0.05)
-    assert delivery["status"] == "pending"
+    # Retried while under way, then failed with the reason after three attempts, not a day.
+    assert any(d["status"] == "pending" and d["attempts"] >= 1 for d in seen)
+    assert delivery["status"] == "failed"
+    assert delivery["attempts"] == UNREACHABLE_ATTEMPTS
     assert "hooks.invalid could not be resolved" in delivery["last_error"]
-    assert delivery["next_attempt_at"] is not None
+    assert delivery["next_attempt_at"] is None
 
 
 INTERNAL_URLS = {

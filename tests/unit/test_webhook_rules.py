@@ -14,6 +14,7 @@ from reelgate.domain.webhooks import (
     GIVE_UP_AFTER_S,
     RETRY_DELAYS_S,
     SECRET_PREFIX,
+    UNREACHABLE_ATTEMPTS,
     new_webhook_secret,
     next_attempt_ms,
     retry_delay_s,
@@ -87,3 +88,12 @@ def test_retries_stop_once_a_day_has_passed_with_a_last_attempt_at_the_day_end()
 def test_the_scale_shrinks_delays_and_the_day_alike() -> None:
     assert retry_delay_s(2, scale=0.01) == pytest.approx(0.3)
     assert next_attempt_ms(1, 0, int(GIVE_UP_AFTER_S * 10), scale=0.01) is None
+
+
+def test_a_destination_that_cannot_be_reached_is_given_up_after_three_attempts() -> None:
+    start = 1_760_000_000_000
+    for failed in range(1, UNREACHABLE_ATTEMPTS):
+        assert next_attempt_ms(failed, start, start + failed, unreachable=True) is not None
+    assert next_attempt_ms(UNREACHABLE_ATTEMPTS, start, start + 3, unreachable=True) is None
+    # A receiver that answers with an error is still tried for the whole day.
+    assert next_attempt_ms(UNREACHABLE_ATTEMPTS, start, start + 3) is not None
