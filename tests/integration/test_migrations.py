@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import STDOUT
 from typing import Any, Final
 
 import asyncpg
@@ -20,7 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from reelgate.store.migrate import alembic_config, upgrade_async
 from reelgate.store.schema import metadata
-from tests.conftest import _pg_admin, _pg_url, _postgres_unavailable
+from tests.conftest import TEST_SECRET_KEY, _pg_admin, _pg_url, _postgres_unavailable
 
 
 def _diff(connection: Connection) -> list[Any]:
@@ -330,3 +333,37 @@ async def test_request_ids_are_added_empty_and_dropped_again_keeping_every_row(
     assert [tuple(row) for row in kept] == [("task_1", None)]
     await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0010")
     assert await _snapshot(empty_database_url) == at_0010
+
+
+async def test_processes_migrating_an_empty_database_together_leave_it_at_head_once(
+    empty_database_url: str,
+) -> None:
+    # Every `serve` applies migrations at start: several starting together on one new database.
+    # Processes, not threads: Alembic keeps its migration context in a module global.
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")},
+        "REELGATE_DATABASE_URL": empty_database_url,
+        "REELGATE_SECRET_KEY": TEST_SECRET_KEY,
+    }
+    reelgate = str(Path(sys.executable).parent / "reelgate")
+    migrations = [
+        await asyncio.create_subprocess_exec(
+            reelgate, "migrate", env=env, stdout=asyncio.subprocess.PIPE, stderr=STDOUT
+        )
+        for _ in range(4)
+    ]
+    outputs = await asyncio.wait_for(
+        asyncio.gather(*(migration.communicate() for migration in migrations)), timeout=60
+    )
+    assert [m.returncode for m in migrations] == [0] * 4, [out for out, _ in outputs]
+    engine = create_async_engine(empty_database_url)
+    try:
+        async with engine.connect() as conn:
+            versions = (
+                await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+            ).all()
+            assert await conn.run_sync(_diff) == []
+    finally:
+        await engine.dispose()
+    head = ScriptDirectory.from_config(alembic_config(empty_database_url)).get_current_head()
+    assert [row[0] for row in versions] == [head]
