@@ -15,6 +15,7 @@ from reelgate.api import (
     admin,
     callbacks,
     content,
+    docs,
     errors,
     events,
     lists,
@@ -36,10 +37,12 @@ def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
         version=reelgate.__version__,
         summary="Seedance 2.0 video generation, billed per generated second.",
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served by api/docs.py, from the gateway's own copies of their scripts.
+        docs_url=None,
         redoc_url=None,
     )
     errors.install(app)
+    docs.install(app)
     app.include_router(public.router)
     app.include_router(lists.router)
     app.include_router(events.router)
