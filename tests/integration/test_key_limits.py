@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -226,3 +227,34 @@ async def test_an_upstream_refusal_is_stored_as_the_idempotent_answer(
     assert again.content == first.content
     assert again.headers["idempotent-replayed"] == "true"
     assert provider.submissions == 1
+
+
+async def test_cli_creates_updates_and_lists_keys_with_limits(database_url: str) -> None:
+    from tests.integration.cli_runner import run_cli
+
+    assert (await run_cli(database_url, "accounts", "create", "cli-limits")).code == 0
+    created = await run_cli(
+        database_url,
+        *("keys", "create", "cli-limits", "--rate", "5/s", "--burst", "10"),
+        *("--max-in-flight", "20", "--models", "seedance-2-fast,seedance-2"),
+        *("--budget-usd", "50/day", "--expires-in", "30d", "--name", "app", "--json"),
+    )
+    assert created.code == 0, created.stderr
+    issued = orjson.loads(created.stdout)
+    assert issued["name"] == "app"
+    limits = issued["limits"]
+    assert (limits["rate"], limits["burst"], limits["max_in_flight"]) == ("5/s", 10, 20)
+    assert limits["models"] == ["seedance-2-fast", "seedance-2"]
+    assert (limits["budget_usd"], limits["budget_micro_usdc"]) == ("50/day", 50_000_000)
+    assert limits["expires_at"] > issued["created_at"]
+    updated = await run_cli(
+        database_url, "keys", "update", issued["id"], "--rate", "none", "--models", "none", "--json"
+    )
+    assert updated.code == 0, updated.stderr
+    assert orjson.loads(updated.stdout)["limits"]["rate"] is None
+    listed = await run_cli(database_url, "keys", "list", "cli-limits", "--json")
+    [shown] = orjson.loads(listed.stdout)["data"]
+    assert shown["limits"] == {**limits, "rate": None, "burst": None, "models": None}
+    wrong = await run_cli(database_url, "keys", "update", issued["id"], "--budget-usd", "5/week")
+    assert wrong.code == 1
+    assert "budget_usd must be an amount per day, month or total" in wrong.stderr
