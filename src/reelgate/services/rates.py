@@ -114,7 +114,8 @@ class Rates:
             return
         retry = retry_after_s(wait)
         raise RateLimited(
-            f"this API key may send {rate} {kind} (bursts of {rate.burst}); retry in {retry} s",
+            f"{kind} with this API key are limited to {rate} (bursts of {rate.burst}); "
+            f"retry in {retry} s",
             retry_after_s=retry,
             headers={
                 # draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it now.
