@@ -258,3 +258,31 @@ async def test_cli_creates_updates_and_lists_keys_with_limits(database_url: str)
     wrong = await run_cli(database_url, "keys", "update", issued["id"], "--budget-usd", "5/week")
     assert wrong.code == 1
     assert "budget_usd must be an amount per day, month or total" in wrong.stderr
+
+
+async def test_idempotency_keys_are_pruned_once_their_time_is_up(db: Database) -> None:
+    from reelgate.domain.idempotency import StoredAnswer
+    from reelgate.services.tasks import Once
+
+    now = [_at("2026-03-31T10:00:00")]
+    settings = Settings(database_url="sqlite://", secret_key="7e57" * 16, idempotency_ttl_s=3600)
+    service = TaskService(
+        db, settings, PriceBook(), AcceptingProvider(), lambda _id: None, lambda: now[0]
+    )
+    accounts = AccountService(db)
+    await accounts.create("pruned", "100")
+    issued = await accounts.create_key("pruned")
+    once = Once(
+        "k",
+        "fingerprint",
+        lambda record: StoredAnswer(202, record.id.encode(), None),
+        lambda exc: StoredAnswer(502, b"", None),
+    )
+    first = await service.create(issued.key, CHEAP, once=once)
+    assert await service.create(issued.key, CHEAP, once=once) == StoredAnswer(
+        202, first.id.encode() if not isinstance(first, StoredAnswer) else b"", None
+    )
+    now[0] += 3599
+    assert await service.prune_idempotency_keys() == 0
+    now[0] += 1
+    assert await service.prune_idempotency_keys() == 1

@@ -70,7 +70,8 @@ _CREATE_BODY = {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": idempotency.MAX_LENGTH,
-                "pattern": "^[ -~]+$",
+                # Printable ASCII; HTTP itself drops spaces at either end of a header value.
+                "pattern": "^[!-~]([ -~]*[!-~])?$",
             },
         }
     ],

@@ -13,6 +13,7 @@ from typing import Final
 
 from reelgate.domain.accounts import ACCOUNT_NAME_PATTERN, Account, ApiKey
 from reelgate.domain.limits import (
+    MAX_EXPIRES_AT,
     KeyLimits,
     Rate,
     check_max_in_flight,
@@ -82,10 +83,11 @@ def key_settings(
     if "rate" in changes:
         value = changes["rate"]
         rate = None if value is None else parse_rate(str(value), None)
-    if changes.get("burst") is not None:
+    if "burst" in changes and "rate" not in changes:
+        raise InvalidRequest("burst", "burst is given with a rate: set rate too, e.g. '5/s'")
+    if changes.get("burst") is not None and rate is not None:
+        # (With the rate removed there is nothing for a burst to shape.)
         burst = changes["burst"]
-        if rate is None:
-            raise InvalidRequest("burst", "burst needs a rate: set rate too, e.g. '5/s'")
         if not isinstance(burst, int) or isinstance(burst, bool):
             raise InvalidRequest("burst", "burst must be an integer")
         rate = parse_rate(f"{rate.count}/{_unit(rate)}", burst)
@@ -120,7 +122,7 @@ def key_settings(
     if "expires_at" in changes:
         value = changes["expires_at"]
         if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**42
+            not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_EXPIRES_AT
         ):
             raise InvalidRequest("expires_at", "expires_at must be a time in Unix seconds")
         updated = dataclasses.replace(updated, expires_at=value)
