@@ -91,6 +91,19 @@ def _operations(
     )
 
 
+async def _prune_idempotency_keys(services: Services) -> None:
+    """Forget expired Idempotency-Keys, now and then (lookups already ignore them)."""
+    every_s = min(3600.0, services.settings.idempotency_ttl_s / 4)
+    while True:
+        try:
+            pruned = await services.tasks.prune_idempotency_keys()
+            if pruned:
+                log.info("forgot %d expired idempotency keys", pruned)
+        except Exception:
+            log.exception("could not prune idempotency keys; trying again later")
+        await asyncio.sleep(every_s)
+
+
 def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
     """The gateway as an ASGI app. The database must already be migrated (``reelgate migrate``).
 
@@ -123,6 +136,9 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
         app.state.ops = _operations(services, key, readiness, DatabaseMetrics(db))
         observing.metrics = metrics
         follower = asyncio.create_task(api.follow_changes(), name="reelgate-change-feed")
+        pruner = asyncio.create_task(
+            _prune_idempotency_keys(services), name="reelgate-idempotency-pruner"
+        )
         stop = asyncio.Event()
         engine_run = None
         if settings.run_engine:
@@ -139,6 +155,10 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
+            await services.rates.store.aclose()
             await chosen.aclose()
             if sandbox is not None:
                 await sandbox.state.sandbox.aclose()

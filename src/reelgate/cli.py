@@ -291,16 +291,148 @@ def accounts_show(name: str, as_json: JsonFlag = False) -> None:
     _print_json(out) if as_json else _print_account(out)
 
 
+RateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rate", help="Requests per s, min or h, creates and reads each: 5/s. 'none' removes it."
+    ),
+]
+BurstOption = Annotated[
+    int | None,
+    typer.Option(
+        "--burst", help="Requests at once after a quiet spell (default: the rate's count)."
+    ),
+]
+InFlightOption = Annotated[
+    str | None,
+    typer.Option("--max-in-flight", help="Tasks not yet final, at most. 'none' removes it."),
+]
+ModelsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--models", help="Models the key may use: seedance-2-fast,seedance-2. 'none' removes it."
+    ),
+]
+BudgetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--budget-usd", help="Spending cap per UTC day, month or total: 50/day. 'none' removes it."
+    ),
+]
+ExpiresOption = Annotated[
+    str | None,
+    typer.Option(
+        "--expires-in", help="Refuse the key after this long: 30d, 12h, 90m. 'none' removes it."
+    ),
+]
+NameOption = Annotated[str | None, typer.Option("--name", help="A name to know the key by.")]
+
+
+def _key_settings(
+    name: str | None,
+    rate: str | None,
+    burst: int | None,
+    max_in_flight: str | None,
+    models: str | None,
+    budget_usd: str | None,
+    expires_in: str | None,
+) -> dict[str, object]:
+    """The flags given, as the settings the accounts service takes ('none' removes a limit)."""
+    given: dict[str, object] = {}
+    for field, value in (
+        ("name", name),
+        ("rate", rate),
+        ("models", models),
+        ("budget_usd", budget_usd),
+        ("expires_in", expires_in),
+    ):
+        if value is not None:
+            given[field] = None if value.lower() == "none" else value
+    if burst is not None:
+        given["burst"] = burst
+    if max_in_flight is not None:
+        if max_in_flight.lower() == "none":
+            given["max_in_flight"] = None
+        else:
+            count = plain_int(max_in_flight)
+            if count is None:
+                raise typer.BadParameter("an integer, or 'none'", param_hint="--max-in-flight")
+            given["max_in_flight"] = count
+    return given
+
+
+def _print_key(out: schemas.KeyOut) -> None:
+    state = "active" if out.active else "revoked"
+    typer.echo(
+        f"key id     {out.id}  {out.prefix}...  {state}" + (f"  {out.name}" if out.name else "")
+    )
+    limits = out.limits
+    if limits is None:
+        return
+    shown = [
+        ("rate", None if limits.rate is None else f"{limits.rate} (burst {limits.burst})"),
+        ("in flight", limits.max_in_flight),
+        ("models", None if limits.models is None else ",".join(limits.models)),
+        ("budget", None if limits.budget_usd is None else limits.budget_usd.replace("/", " USD/")),
+        ("expires", limits.expires_at),
+    ]
+    for label, value in shown:
+        if value is not None:
+            typer.echo(f"  {label:<9} {value}")
+
+
 @keys_app.command("create")
-def keys_create(account: str, as_json: JsonFlag = False) -> None:
-    """Create an API key for an account. The key is shown once."""
-    out = resources.issued_key_out(_run(lambda db: AccountService(db).create_key(account)))
+def keys_create(
+    account: str,
+    rate: RateOption = None,
+    burst: BurstOption = None,
+    max_in_flight: InFlightOption = None,
+    models: ModelsOption = None,
+    budget_usd: BudgetOption = None,
+    expires_in: ExpiresOption = None,
+    name: NameOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key for an account, with optional limits. The key is shown once."""
+    given = _key_settings(name, rate, burst, max_in_flight, models, budget_usd, expires_in)
+    out = resources.issued_key_out(_run(lambda db: AccountService(db).create_key(account, given)))
     if as_json:
         _print_json(out)
     else:
-        typer.echo(f"key id  {out.id}")
-        typer.echo(f"key     {out.key}")
+        _print_key(out)
+        typer.echo(f"key        {out.key}")
         typer.echo("This is the only time the key is shown; only its hash is stored.")
+
+
+@keys_app.command("update")
+def keys_update(
+    key_id: str,
+    rate: RateOption = None,
+    burst: BurstOption = None,
+    max_in_flight: InFlightOption = None,
+    models: ModelsOption = None,
+    budget_usd: BudgetOption = None,
+    expires_in: ExpiresOption = None,
+    name: NameOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change an API key's name or limits; what is not given stays. Running gateways apply it
+    at once."""
+    given = _key_settings(name, rate, burst, max_in_flight, models, budget_usd, expires_in)
+    out = resources.key_out(_run(lambda db: AccountService(db).update_key(key_id, given)))
+    _print_json(out) if as_json else _print_key(out)
+
+
+@keys_app.command("list")
+def keys_list(account: str, as_json: JsonFlag = False) -> None:
+    """List an account's API keys and their limits."""
+    keys = _run(lambda db: AccountService(db).list_keys(account))
+    out = schemas.KeyList(data=[resources.key_out(key) for key in keys])
+    if as_json:
+        _print_json(out)
+    else:
+        for key in out.data:
+            _print_key(key)
 
 
 @keys_app.command("revoke")

@@ -137,6 +137,12 @@ class Settings(BaseSettings):
     ["10.1.0.0/16"]: client webhooks and result downloads. Its old name,
     REELGATE_WEBHOOK_ALLOWED_NETWORKS, is still read."""
 
+    idempotency_ttl_s: int = Field(default=86_400, ge=60)
+    """How long a create's Idempotency-Key and its first answer are kept, then pruned."""
+    redis_url: str | None = None
+    """When set (``redis://host:6379/0``), per-key request rates are counted in Redis and
+    shared by every process of the deployment; when unset, in each process's memory."""
+
     task_cache_mb: int = Field(default=96, ge=0)
     """Memory for rendered task bodies kept to answer polls (0: none), in MiB."""
     key_cache_size: int = Field(default=10_000, ge=0)

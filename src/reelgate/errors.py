@@ -11,6 +11,9 @@ adaptor, a download); the rest of the code sees only these::
     ├── Unauthorized              no valid credentials
     ├── Forbidden                 valid credentials that do not grant this
     ├── InsufficientBalance       the account cannot pay for the task
+    ├── KeyBudgetExceeded         the key's own budget for the period would be crossed
+    ├── RateLimited               too many requests, or tasks in flight, for the key
+    ├── IdempotencyKeyReused      an Idempotency-Key sent again with another body
     ├── NotFound                  no such thing, or not the caller's
     ├── Conflict                  a name that must be unique is taken
     ├── RangeNotSatisfiable       a byte range outside the file
@@ -75,13 +78,55 @@ class Unauthorized(ReelgateError):
 
 
 class Forbidden(ReelgateError):
-    """The credentials are valid but do not grant this (an expired or forged video link)."""
+    """The credentials are valid but do not grant this (an expired or forged video link, a
+    model the key may not use); ``param`` names the field, when one is to blame."""
 
     code = "forbidden"
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        if code is not None:
+            self.code = code
 
 
 class InsufficientBalance(ReelgateError):
     code = "insufficient_balance"
+
+
+class KeyBudgetExceeded(ReelgateError):
+    """The task would take the key's spending in its budget's period past the budget (the
+    account's balance may well cover it: that is InsufficientBalance)."""
+
+    code = "key_budget_exceeded"
+
+
+class RateLimited(ReelgateError):
+    """The key sent more requests than its rate allows, or has as many tasks in flight as it
+    may (``code`` says which). ``retry_after_s`` is when to try again; ``headers`` are the
+    IETF RateLimit fields that describe the limit."""
+
+    code = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        retry_after_s: int,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.headers = headers or {}
+        if code is not None:
+            self.code = code
+
+
+class IdempotencyKeyReused(ReelgateError):
+    """An Idempotency-Key already used with a different request body."""
+
+    code = "idempotency_key_reused"
+    param = "Idempotency-Key"
 
 
 class NotFound(ReelgateError):

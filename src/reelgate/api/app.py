@@ -62,10 +62,13 @@ def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(public.request_schema_components())
-            # Invalid input is answered 400 with reelgate's error body, never FastAPI's 422.
+            # Invalid input is answered 400 with reelgate's error body, never FastAPI's 422
+            # (the one 422 is a create's reused Idempotency-Key, in reelgate's error body).
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
+                    responses = operation.get("responses", {})
+                    if "HTTPValidationError" in str(responses.get("422", "")):
+                        responses.pop("422")
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)
             app.openapi_schema = schema

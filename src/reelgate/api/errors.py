@@ -36,12 +36,15 @@ ANSWERS: Final[dict[type[errors.ReelgateError], Answer]] = {
     errors.InvalidRequest: Answer(400, "bad_request", "invalid_request_error"),
     errors.Unauthorized: Answer(401, "unauthorized", "authentication_error"),
     errors.InsufficientBalance: Answer(402, "insufficient_balance", "billing_error"),
+    errors.KeyBudgetExceeded: Answer(402, "key_budget_exceeded", "billing_error"),
     errors.Forbidden: Answer(403, "forbidden", "authentication_error"),
     errors.NotFound: Answer(404, "not_found", "not_found_error"),
     errors.RequestTimeout: Answer(408, "request_timeout", "invalid_request_error"),
     errors.Conflict: Answer(409, "conflict", "invalid_request_error"),
     errors.PayloadTooLarge: Answer(413, "payload_too_large", "invalid_request_error"),
     errors.RangeNotSatisfiable: Answer(416, "range_not_satisfiable", "invalid_request_error"),
+    errors.IdempotencyKeyReused: Answer(422, "idempotency_key_reused", "invalid_request_error"),
+    errors.RateLimited: Answer(429, "rate_limited", "rate_limit_error"),
     errors.HeadersTooLarge: Answer(431, "request_header_fields_too_large", "invalid_request_error"),
     errors.UpstreamError: Answer(502, "upstream_error", "upstream_error"),
     errors.UpstreamOutcomeUnknown: Answer(502, "upstream_error", "upstream_error"),
@@ -61,6 +64,11 @@ ERROR_RESPONSES: Final = {
     answer.status: {"model": ErrorBody, "description": answer.error}
     for answer in ANSWERS.values()
     if answer.shown
+}
+# Two kinds of 402, one row in the document: the code tells them apart.
+ERROR_RESPONSES[402] = {
+    "model": ErrorBody,
+    "description": "insufficient_balance or key_budget_exceeded",
 }
 
 
@@ -85,10 +93,13 @@ def error_answer(exc: Exception) -> Response:
     if not answer.shown:
         log.error("internal error answered to a client", exc_info=exc)
         return _internal()
-    param = exc.param if isinstance(exc, errors.InvalidRequest | errors.Conflict) else None
+    param = getattr(exc, "param", None)
     response = error_response(
         answer.status, answer.error, answer.type, exc.code, exc.message, param
     )
+    if isinstance(exc, errors.RateLimited):
+        response.headers["retry-after"] = str(exc.retry_after_s)
+        response.headers.update(exc.headers)
     if isinstance(exc, errors.RangeNotSatisfiable):
         response.headers["content-range"] = f"bytes */{exc.size}"
     if isinstance(exc, errors.RequestTimeout | errors.HeadersTooLarge):

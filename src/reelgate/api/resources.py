@@ -15,6 +15,7 @@ from reelgate.domain import catalogue as cat
 from reelgate.domain import links
 from reelgate.domain.accounts import Account, ApiKey
 from reelgate.domain.eta import Finished, eta_hint_s
+from reelgate.domain.limits import usd
 from reelgate.domain.listing import Page
 from reelgate.domain.money import micro_to_usd
 from reelgate.domain.pricing import PriceBook, with_margin
@@ -252,6 +253,8 @@ class Catalogue:
 
 
 def key_out(key: ApiKey) -> schemas.KeyOut:
+    limits = key.limits
+    rate, budget = limits.rate, limits.budget
     return schemas.KeyOut(
         id=key.id,
         account_id=key.account_id,
@@ -259,6 +262,17 @@ def key_out(key: ApiKey) -> schemas.KeyOut:
         created_at=key.created_at,
         revoked_at=key.revoked_at,
         active=key.active,
+        name=key.name,
+        limits=schemas.KeyLimitsOut(
+            rate=None if rate is None else str(rate),
+            burst=None if rate is None else rate.burst,
+            max_in_flight=limits.max_in_flight,
+            models=None if limits.models is None else list(limits.models),
+            budget_usd=None if budget is None else f"{usd(budget.micro_usdc)}/{budget.period}",
+            budget_micro_usdc=None if budget is None else budget.micro_usdc,
+            budget_period=None if budget is None else budget.period.value,
+            expires_at=limits.expires_at,
+        ),
     )
 
 

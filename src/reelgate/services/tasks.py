@@ -6,20 +6,33 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from reelgate import logs
 from reelgate.config import Settings
 from reelgate.domain import lifecycle
 from reelgate.domain.accounts import ApiKey
 from reelgate.domain.catalogue import MODELS
+from reelgate.domain.idempotency import Claim, StoredAnswer, replay
 from reelgate.domain.ids import is_id, new_id
+from reelgate.domain.limits import period_start
 from reelgate.domain.money import margin_to_ppm
 from reelgate.domain.pricing import PriceBook
 from reelgate.domain.request import VideoGenerationRequest, parse_request
 from reelgate.domain.task import NewTask, Submission, TaskRecord
-from reelgate.errors import NotFound, Unavailable, UpstreamError, UpstreamOutcomeUnknown
+from reelgate.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ReelgateError,
+    Unavailable,
+    UpstreamError,
+    UpstreamOutcomeUnknown,
+)
 from reelgate.services.destinations import check_callback_url
 from reelgate.services.durations import RecentDurations
+from reelgate.store import idempotency
+from reelgate.store.accepting import Guard
 from reelgate.store.database import Database
 from reelgate.store.tasks import TaskStore
 from reelgate.upstream.provider import Provider
@@ -28,6 +41,19 @@ log = logging.getLogger(__name__)
 
 CallbackUrls = Callable[[str], str | None]
 """The address the upstream is to call about a task (None: no callbacks, polling only)."""
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Once:
+    """A create sent with an Idempotency-Key: the key, the body's fingerprint, and how the API
+    renders the answers it stores (the 202 for the task, or the error the upstream's refusal
+    is answered with)."""
+
+    key: str
+    fingerprint: str
+    accepted: Callable[[TaskRecord], StoredAnswer]
+    refused: Callable[[ReelgateError], StoredAnswer]
 
 
 class TaskService:
@@ -38,7 +64,11 @@ class TaskService:
         prices: PriceBook,
         provider: Provider,
         callback_urls: CallbackUrls,
+        clock: Clock = time.time,
     ) -> None:
+        self.db = db
+        self.clock = clock
+        """Unix seconds now: when tasks are made and which budget window they fall in."""
         self.store = TaskStore(db)
         self.durations = RecentDurations(self.store)
         """How long the models' recent tasks took: what the tasks' ETA hints are made from."""
@@ -49,35 +79,120 @@ class TaskService:
         self.margin_ppm = margin_to_ppm(settings.margin(self.channel))
         self.callback_urls = callback_urls
 
-    async def create(self, key: ApiKey, body: object, request_id: str | None = None) -> TaskRecord:
+    async def create(
+        self, key: ApiKey, body: object, request_id: str | None = None, once: Once | None = None
+    ) -> TaskRecord | StoredAnswer:
         """Accept a request: the task and its reservation are stored before the upstream is asked,
         so that a crash at any point leaves a task that is either settled or still owed an end.
-        The task as it stands once the upstream answered (or did not: its submission says)."""
+        The task as it stands once the upstream answered (or did not: its submission says).
+
+        With ``once``, a repeat of a create already made with its key gets the first answer
+        instead (a StoredAnswer), nothing stored or charged again; see domain.idempotency."""
+        if once is not None:
+            stored = await idempotency.find(self.db, key.account_id, once.key, self._now_ms())
+            if stored is not None:
+                return replay(stored, once.fingerprint, self._now_ms())
         request = parse_request(body)
+        limits = key.limits
+        if limits.models is not None and request.model not in limits.models:
+            raise Forbidden(
+                f"this API key may not use model {request.model!r}; it may use "
+                f"{', '.join(limits.models)}",
+                param="model",
+                code="model_not_allowed",
+            )
         if request.callBackUrl is not None:
             await check_callback_url(request.callBackUrl, self.settings.allowed_networks)
         model = MODELS[request.model]
-        now_ms = int(time.time() * 1000)
+        now_ms = self._now_ms()
         quote = self.prices.quote(
             model, request.resolution, request.video_input, request.duration, self.margin_ppm
         )
-        record = await self.store.create(
-            NewTask(
-                id=new_id("task"),
-                account_id=key.account_id,
-                key_id=key.id,
-                model=model.id,
-                request=request.as_accepted(),
-                channel=self.channel,
-                quote=quote,
-                created_at_ms=now_ms,
-                first_poll_at_ms=now_ms + int(self.settings.engine_first_poll_s * 1000),
-                deadline_at_ms=now_ms + int(self.settings.task_deadline_s * 1000),
-                request_id=request_id,
-            )
+        new = NewTask(
+            id=new_id("task"),
+            account_id=key.account_id,
+            key_id=key.id,
+            model=model.id,
+            request=request.as_accepted(),
+            channel=self.channel,
+            quote=quote,
+            created_at_ms=now_ms,
+            first_poll_at_ms=now_ms + int(self.settings.engine_first_poll_s * 1000),
+            deadline_at_ms=now_ms + int(self.settings.task_deadline_s * 1000),
+            request_id=request_id,
         )
+        guard = self._guard(key, new, once)
+        record = await self.store.create(new, guard)
+        if record is None:
+            # Another create with this key got there first: this is a repeat after all.
+            assert once is not None
+            stored = await idempotency.find(self.db, key.account_id, once.key, self._now_ms())
+            if stored is None:
+                raise Conflict(
+                    "a request with this Idempotency-Key is being processed; retry shortly",
+                    param="Idempotency-Key",
+                    code="idempotency_key_in_use",
+                )
+            return replay(stored, once.fingerprint, self._now_ms())
         with logs.about(task=record.id, account=key.account_id, upstream=self.channel):
-            return await self._submit(request, record)
+            if once is None:
+                return await self._submit(request, record)
+            try:
+                submitted = await self._submit(request, record)
+            except UpstreamError as exc:
+                await self._answered(key, once, record, once.refused(exc))
+                raise
+            await self._answered(key, once, record, None)
+            return submitted
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _guard(self, key: ApiKey, new: NewTask, once: Once | None) -> Guard | None:
+        """What the create must check and write beside its task; None for most (a key without
+        limits, no Idempotency-Key): they take the batched path."""
+        limits = key.limits
+        if once is None and not limits.guarded:
+            return None
+        claim = None
+        if once is not None:
+            settings = self.settings
+            # Past this the create would have answered, so its process is taken to have died.
+            answer_within_ms = int(
+                (settings.kie_connect_timeout_s + settings.kie_timeout_s + 5) * 1000
+            )
+            claim = Claim(
+                key=once.key,
+                fingerprint=once.fingerprint,
+                answer=once.accepted(new.as_stored()),
+                created_at_ms=new.created_at_ms,
+                pending_until_ms=new.created_at_ms + answer_within_ms,
+                expires_at_ms=new.created_at_ms + settings.idempotency_ttl_s * 1000,
+            )
+        budget = limits.budget
+        return Guard(
+            claim=claim,
+            max_in_flight=limits.max_in_flight,
+            budget_micro_usdc=None if budget is None else budget.micro_usdc,
+            budget_since_s=(
+                0 if budget is None else period_start(budget.period, new.created_at_ms // 1000)
+            ),
+            retry_in_flight_s=max(1, round(self.settings.engine_poll_min_s)),
+        )
+
+    async def _answered(
+        self, key: ApiKey, once: Once, record: TaskRecord, answer: StoredAnswer | None
+    ) -> None:
+        """The create has answered: repeats get that answer from now on. Should this not be
+        noted, repeats get 409 for a little while, then the 202 stored with the task."""
+        try:
+            await idempotency.finish(self.db, key.account_id, once.key, record.id, answer)
+        except Unavailable:
+            log.warning("task %s: the database could not note its create's answer", record.id)
+
+    async def prune_idempotency_keys(self) -> int:
+        """Forget Idempotency-Keys older than REELGATE_IDEMPOTENCY_TTL_S; how many."""
+        return await idempotency.prune(self.db, self._now_ms())
 
     async def _submit(self, request: VideoGenerationRequest, record: TaskRecord) -> TaskRecord:
         try:

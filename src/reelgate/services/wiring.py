@@ -13,6 +13,7 @@ from reelgate.services.accounts import AccountService, hash_secret
 from reelgate.services.callbacks import CallbackIntake
 from reelgate.services.metrics import Metrics
 from reelgate.services.observed_provider import ObservedProvider
+from reelgate.services.rates import Rates, buckets
 from reelgate.services.signing import media_signing_key
 from reelgate.services.tasks import TaskService
 from reelgate.services.usage import UsageService
@@ -43,6 +44,8 @@ class Services:
     """This process's metrics."""
     provider: ObservedProvider
     """The upstream, every call to it measured: what the engine talks to as well."""
+    rates: Rates
+    """Per-key request rates, in Redis or in this process (REELGATE_REDIS_URL)."""
 
     async def follow_changes(self) -> AsyncIterator[Change]:
         """Every change any process commits from now on (see :mod:`reelgate.store.changes`)."""
@@ -92,4 +95,5 @@ async def open_services(
         link_key=link_key,
         metrics=metrics,
         provider=observed,
+        rates=Rates(buckets(settings.redis_url)),
     )

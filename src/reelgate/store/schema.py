@@ -92,6 +92,17 @@ api_keys = sa.Table(
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    # The key's limits (see reelgate.domain.limits); NULL is no limit.
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("rate_count", sa.Integer, nullable=True),
+    sa.Column("rate_period_s", sa.Integer, nullable=True),
+    sa.Column("rate_burst", sa.Integer, nullable=True),
+    sa.Column("max_in_flight", sa.Integer, nullable=True),
+    # Comma-separated model ids.
+    sa.Column("models", sa.String(1000), nullable=True),
+    sa.Column("budget_micro_usdc", sa.BigInteger, nullable=True),
+    sa.Column("budget_period", sa.String(16), nullable=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
 )
 
 tasks = sa.Table(
@@ -145,6 +156,8 @@ tasks = sa.Table(
         postgresql_where=sa.text(UNFINISHED_SQL),
     ),
     sa.Index("ix_tasks_upstream_task_id", "upstream_task_id"),
+    # A key's tasks in flight, and its spending in a budget's window (see accepting.py).
+    sa.Index("ix_tasks_key_id_state_created_at", "key_id", "state", "created_at"),
     # The most recent successes of a model, whose durations make the tasks' ETA hints.
     sa.Index(
         "ix_tasks_succeeded",
@@ -205,6 +218,27 @@ ledger = sa.Table(
         sqlite_where=sa.text(SETTLED_SQL),
         postgresql_where=sa.text(SETTLED_SQL),
     ),
+)
+
+# The first answer to each create sent with an Idempotency-Key, written in the transaction that
+# stores its task and reservation; kept for REELGATE_IDEMPOTENCY_TTL_S, then pruned.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    # No foreign key: the row is claimed first in its transaction, before its task is stored,
+    # so that a repeat waits on it instead of holding money it would then give back.
+    sa.Column("task_id", sa.String(40), nullable=True),
+    # pending (the create has not answered yet, or its process died) or done.
+    sa.Column("phase", sa.String(16), nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("location", sa.String(300), nullable=True),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("pending_until_ms", sa.BigInteger, nullable=False),
+    sa.Column("expires_at_ms", sa.BigInteger, nullable=False, index=True),
 )
 
 PENDING_DELIVERY_SQL = f"status = '{DeliveryStatus.PENDING}'"

@@ -214,10 +214,12 @@ class TaskStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, new: NewTask) -> TaskRecord:
+    async def create(self, new: NewTask, guard: accepting.Guard | None = None) -> TaskRecord | None:
         """Insert the task and reserve its cost in one transaction, or raise InsufficientBalance
-        (see :mod:`.accepting`)."""
-        await accepting.insert(self.db.lane, new)
+        (see :mod:`.accepting`); None, storing nothing, when the guard's Idempotency-Key is
+        taken."""
+        if not await accepting.insert(self.db.lane, new, guard):
+            return None
         return new.as_stored()
 
     async def get(self, task_id: str) -> TaskRecord | None:
