@@ -46,6 +46,7 @@ class Billing(_Out):
     reserve_amount_micro_usdc: int
     actual_amount_micro_usdc: int
     released_amount_micro_usdc: int
+    channel: str = Field(description="The channel (upstream account) that has the task.")
 
 
 class WebhookDelivery(_Out):
@@ -213,6 +214,14 @@ class Capabilities(_Out):
     parameters: list[Parameter]
 
 
+class ChannelCard(_Out):
+    id: str = Field(description="The channel's slug: what channel_id pins at create.")
+    name: str
+    slug: str
+    description: str
+    pricing: Pricing = Field(description="Per-second tier prices, this channel's margin applied.")
+
+
 class ModelCard(_Out):
     id: str
     object: Literal["model"] = "model"
@@ -221,6 +230,10 @@ class ModelCard(_Out):
     type: Literal["video"] = "video"
     modalities: list[str] = Field(default_factory=lambda: ["video"])
     capabilities: Capabilities
+    available_channels: list[ChannelCard] = Field(
+        default_factory=list,
+        description="The channels that serve the model; pin one with channel_id at create.",
+    )
 
 
 class ModelList(_Out):

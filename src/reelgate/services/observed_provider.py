@@ -52,6 +52,9 @@ class ObservedProvider:
     async def probe(self) -> None:
         await self._call("probe", self.inner.probe())
 
+    async def find_created(self, task_id: str) -> UpstreamStatus | None:
+        return await self._call("find_created", self.inner.find_created(task_id))
+
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         return self.inner.read_callback(headers, body)
 
