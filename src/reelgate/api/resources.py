@@ -24,6 +24,7 @@ from reelgate.domain.task import BillingStatus, TaskRecord
 from reelgate.domain.usage import FIGURES, LedgerEntry, UsageFigures, UsageReport
 from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.services.accounts import AccountView, IssuedKey
+from reelgate.services.channels import ChannelStatus
 
 _ETA_KEY: Final = b'"eta_hint_seconds":'
 
@@ -397,3 +398,31 @@ def usage_out(report: UsageReport) -> schemas.UsageOut:
         data=[schemas.UsageRowOut(group=row.group, **_figures(row.figures)) for row in report.rows],
         total=schemas.UsageFiguresOut(**_figures(report.total)),
     )
+
+
+def channel_out(status: ChannelStatus) -> schemas.ChannelOut:
+    config = status.config
+    return schemas.ChannelOut(
+        id=config.id,
+        provider=config.provider,
+        base_url=config.base_url,
+        models=dict(config.models),
+        margin=config.margin_ppm / 1_000_000,
+        priority=config.priority,
+        weight=config.weight,
+        max_in_flight=config.max_in_flight,
+        requests_per_s=config.requests_per_s,
+        enabled=config.enabled,
+        circuit=status.circuit,
+        in_flight=status.in_flight,
+        consecutive_failures=status.failures,
+        error_rate=round(status.error_rate, 4),
+        calls=status.calls,
+        last_error=status.last_error,
+        last_error_at=_ms_to_s(status.last_error_at_ms),
+        open_until=_ms_to_s(status.open_until_ms),
+    )
+
+
+def channel_list(statuses: Sequence[ChannelStatus]) -> schemas.ChannelList:
+    return schemas.ChannelList(data=[channel_out(status) for status in statuses])

@@ -351,3 +351,31 @@ class AdminTaskList(_Out):
 class AuditOut(_Out):
     ok: bool
     violations: list[str]
+
+
+class ChannelOut(_Out):
+    """A channel (upstream account) and its live health; its API key is never shown."""
+
+    id: str
+    provider: str
+    base_url: str
+    models: dict[str, str] = Field(description="Public model id -> the upstream's model id.")
+    margin: float
+    priority: int
+    weight: int
+    max_in_flight: int | None
+    requests_per_s: float | None
+    enabled: bool
+    circuit: Literal["closed", "open", "half_open"]
+    in_flight: int = Field(description="Its tasks not yet finished.")
+    consecutive_failures: int
+    error_rate: float = Field(description="Failed creates over calls, in the last few minutes.")
+    calls: int
+    last_error: str | None
+    last_error_at: int | None = Field(description="Unix seconds.")
+    open_until: int | None = Field(description="Unix seconds: when an open circuit may probe.")
+
+
+class ChannelList(_Out):
+    object: Literal["list"] = "list"
+    data: list[ChannelOut]

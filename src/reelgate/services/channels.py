@@ -263,9 +263,7 @@ class Channels:
 
     async def statuses(self) -> list[ChannelStatus]:
         """Every configured channel with its health as the deployment shares it."""
-        rows = await circuits.read_all(self.db)
-        counts = await circuits.in_flight(self.db)
-        return statuses(self.order, rows, counts, self._now_ms())
+        return await channel_statuses(self.db, self.order, self.clock)
 
 
 def statuses(
@@ -299,3 +297,13 @@ def statuses(
             )
         )
     return result
+
+
+async def channel_statuses(
+    db: Database, configs: Sequence[ChannelConfig], clock: Callable[[], float] = time.time
+) -> list[ChannelStatus]:
+    """The configured channels with their health as every process of the deployment sees it
+    (``reelgate channels``)."""
+    rows = await circuits.read_all(db)
+    counts = await circuits.in_flight(db)
+    return statuses(configs, rows, counts, int(clock() * 1000))

@@ -64,6 +64,28 @@ def single_channel(settings: Settings, provider: Provider) -> Upstream:
     return Upstream((config,), {config.id: provider}, None)
 
 
+def channel_configs(settings: Settings) -> tuple[ChannelConfig, ...]:
+    """The channels as configured, without making their adaptors (for the CLI)."""
+    configured = settings.channel_settings()
+    if configured is not None:
+        return tuple(settings.channel_config(channel) for channel in configured)
+    base_url = (
+        settings.kie_base_url
+        if settings.kie_api_key is not None
+        else settings.loopback_url() + EMBEDDED_SANDBOX_PATH
+    )
+    return (
+        ChannelConfig(
+            id=CHANNEL,
+            provider="kie",
+            base_url=base_url,
+            api_key="",
+            models=DEFAULT_UPSTREAM_MODELS["kie"],
+            margin_ppm=margin_to_ppm(settings.margin(CHANNEL)),
+        ),
+    )
+
+
 def build_upstream(settings: Settings) -> Upstream:
     """With channels configured, each gets its adaptor. Otherwise, with
     ``REELGATE_KIE_API_KEY`` the adaptor talks to KIE; without it, the sandbox runs in this
