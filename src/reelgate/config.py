@@ -225,6 +225,11 @@ class Settings(BaseSettings):
                 return driver + url[len(plain) :]
         return url
 
+    @field_validator("channels")
+    @classmethod
+    def _channel_list(cls, channels: list[ChannelSetting] | None) -> list[ChannelSetting] | None:
+        return None if channels is None else _checked(channels)
+
     @field_validator("prices")
     @classmethod
     def _known_tiers(cls, prices: PriceOverrides) -> PriceOverrides:
@@ -242,12 +247,7 @@ class Settings(BaseSettings):
             listed = _read_channels_file(self.channels_file)
         else:
             return None
-        ids = [channel.id for channel in listed]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"channel ids must be unique: {', '.join(ids)}")
-        if not any(channel.enabled for channel in listed):
-            raise ValueError("at least one channel must be enabled")
-        return listed
+        return _checked(listed)
 
     def channel_config(self, channel: ChannelSetting) -> ChannelConfig:
         margin = channel.margin if channel.margin is not None else self.margin(channel.id)
@@ -301,6 +301,15 @@ class Settings(BaseSettings):
         return self.channel_margins.get(channel, Decimal(1))
 
 
+def _checked(listed: list[ChannelSetting]) -> list[ChannelSetting]:
+    ids = [channel.id for channel in listed]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"channel ids must be unique: {', '.join(ids)}")
+    if not any(channel.enabled for channel in listed):
+        raise ValueError("at least one channel must be enabled")
+    return listed
+
+
 def _read_channels_file(path: Path) -> list[ChannelSetting]:
     try:
         text = path.read_text()
@@ -314,6 +323,6 @@ def _read_channels_file(path: Path) -> list[ChannelSetting]:
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"REELGATE_CHANNELS_FILE {path} is not valid: {exc}") from None
     try:
-        return _CHANNEL_LIST.validate_python(data)
+        return _checked(_CHANNEL_LIST.validate_python(data))
     except ValidationError as exc:
         raise ValueError(f"REELGATE_CHANNELS_FILE {path}: {exc}") from None

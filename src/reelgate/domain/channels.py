@@ -23,7 +23,7 @@ from typing import Final, Literal
 
 ProviderName = Literal["kie", "modelark"]
 PROVIDERS: Final[tuple[ProviderName, ...]] = ("kie", "modelark")
-SLUG: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 """A channel id: what tasks record, callback paths carry, and clients pin with channel_id."""
 
 FAILURES_TO_OPEN: Final = 5

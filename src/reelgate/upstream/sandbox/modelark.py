@@ -147,6 +147,8 @@ def ark_routes(
             ark_model = body.get("model") if isinstance(body, dict) else None
             task = sandbox.create(kie_body(body), base_url(request))
         except KieRefusal as exc:
+            if exc.body_code == 404:  # at create: a model this account cannot use
+                return ark_error(404, "InvalidEndpoint.NotFound", exc.message, "model")
             return _from_kie(exc.body_code, exc.message)
         task.model = str(ark_model)
         if sandbox.draws.chance(sandbox.settings.faults_for("create").timeout_after_create):
