@@ -159,11 +159,22 @@ def serve(
             f"\n  Admin token (shown once; keep it, it is stored only as a hash):\n  {token}\n"
         )
     _configure_logging(settings)
-    typer.echo(
-        "upstream: KIE at " + settings.kie_base_url
-        if settings.kie_api_key
-        else "upstream: the embedded sandbox (set REELGATE_KIE_API_KEY to create tasks at KIE)"
-    )
+    try:
+        configured = settings.channel_settings()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if configured is not None:
+        typer.echo(
+            "upstream channels: "
+            + ", ".join(f"{c.id} ({c.provider} at {c.base_url})" for c in configured)
+        )
+    else:
+        typer.echo(
+            "upstream: KIE at " + settings.kie_base_url
+            if settings.kie_api_key
+            else "upstream: the embedded sandbox (set REELGATE_KIE_API_KEY to create tasks at KIE)"
+        )
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -222,9 +233,10 @@ def engine_command(
     from reelgate.app import run_engine
 
     settings = _settings()
-    if settings.kie_api_key is None:
+    if settings.kie_api_key is None and settings.channels is None and not settings.channels_file:
         typer.echo(
-            "error: a separate engine needs an upstream it can reach: set REELGATE_KIE_API_KEY "
+            "error: a separate engine needs an upstream it can reach: set REELGATE_CHANNELS or "
+            "REELGATE_KIE_API_KEY "
             "(and REELGATE_KIE_BASE_URL for a `reelgate sandbox`); the embedded sandbox lives "
             "inside `reelgate serve`",
             err=True,
