@@ -31,6 +31,7 @@ from reelgate.upstream.provider import Provider
 
 log = logging.getLogger(__name__)
 
+_CLOSED: Final = Circuit()
 REFRESH_S: Final = 1.0
 """How stale this process's copy of the shared circuits may be."""
 
@@ -79,6 +80,11 @@ class Channels:
         self._refreshed = 0.0
         self._refreshing: asyncio.Task[None] | None = None
         self._calls: Counter[str] = Counter()
+        self._single = (
+            configs[0]
+            if len(configs) == 1 and configs[0].enabled and configs[0].max_in_flight is None
+            else None
+        )
         enabled = [c for c in configs if c.enabled] or list(configs)
         self.default = min(enabled, key=lambda c: c.priority)
         """The default route: the model-level prices are its."""
@@ -162,6 +168,15 @@ class Channels:
         """The channels to try, in order; UpstreamUnavailable when none can take it now."""
         self._maybe_refresh()
         pinned = self.pinned(request)
+        if pinned is None and self._single is not None:
+            # The usual deployment, one channel: nothing to order.
+            config = self._single
+            if (
+                config.serves(request.model, request.resolution)
+                and self.circuits.get(config.id, _CLOSED).admission(self._now_ms())
+                is Admission.CLOSED
+            ):
+                return [config]
         serving = (
             [pinned]
             if pinned is not None
