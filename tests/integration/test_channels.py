@@ -4,6 +4,8 @@ failover that never creates twice, circuits, margins per channel."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from typing import Any
 
 import httpx
@@ -18,6 +20,7 @@ from tests.conftest import (
     free_port,
 )
 from tests.integration.api_helpers import tier_price
+from tests.integration.cli_runner import run_cli
 from tests.integration.engine_helpers import (
     FAST_ENGINE,
     SANDBOX_ON_LOOPBACK,
@@ -215,15 +218,12 @@ async def test_a_channel_at_max_in_flight_is_skipped(
 
 
 async def test_a_circuit_opens_after_consecutive_failures_and_a_probe_closes_it(
-    start_gateway: GatewayFactory, start_sandbox: SandboxFactory, tmp_path: Any
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory, tmp_path: Any, database_url: str
 ) -> None:
     down_port = free_port()
     second = start_sandbox(protocol="modelark")
-    gateway = start_gateway(
-        channels=[kie(f"http://127.0.0.1:{down_port}"), ark(second)],
-        circuit_failures=2,
-        circuit_cool_down_s=0.3,
-    )
+    channels = [kie(f"http://127.0.0.1:{down_port}"), ark(second)]
+    gateway = start_gateway(channels=channels, circuit_failures=2, circuit_cool_down_s=0.3)
     key = await gateway.account_with_key("circuit")
     async with gateway.client(key) as client:
         for _ in range(3):
@@ -233,6 +233,20 @@ async def test_a_circuit_opens_after_consecutive_failures_and_a_probe_closes_it(
         assert listed["main"]["consecutive_failures"] == 2  # the third create did not try it
         assert listed["main"]["last_error"] == "upstream_unreachable"
         assert listed["ark"]["circuit"] == "closed"
+        # Every process sees the same circuit: the command line reads it from the database.
+        env = {"REELGATE_CHANNELS": json.dumps(channels)}
+        shown = await run_cli(database_url, "channels", "--json", settings=env)
+        assert shown.code == 0, shown.stderr
+        by_id = {c["id"]: c for c in json.loads(shown.stdout)["data"]}
+        # Open, or by now past its short cool-down and waiting for its probe.
+        assert by_id["main"]["circuit"] in ("open", "half_open")
+        assert by_id["main"]["last_error"] == "upstream_unreachable"
+        assert by_id["ark"]["circuit"] == "closed"
+        assert SANDBOX_KEY not in shown.stdout
+        text = await run_cli(database_url, "channels", settings=env)
+        assert re.search(
+            r"^main\s.*\s(open|half_open)\s.*upstream_unreachable$", text.stdout, re.M
+        ), text.stdout
         # The first channel comes back; once its cool-down is over one probe closes it.
         settings = SandboxSettings(
             api_key=SANDBOX_KEY,
