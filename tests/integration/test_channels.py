@@ -11,9 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
+from reelgate.domain.links import callback_token
+from reelgate.domain.secret_key import KeyUse, SecretKey
 from reelgate.upstream.sandbox import SandboxSettings, create_sandbox_app
 from tests.conftest import (
     SANDBOX_KEY,
+    TEST_SECRET_KEY,
     GatewayFactory,
     SandboxFactory,
     _ServerThread,
@@ -119,6 +122,7 @@ async def test_every_not_accepted_answer_moves_tasks_to_the_second_channel_creat
     made = await sandbox_tasks(second)
     named = sorted(t["callBackUrl"].split("task_id=")[1].split("&")[0] for t in made)
     assert named == sorted(ids)  # each task created upstream exactly once
+    assert (await sandbox_stats(second))["callbacks_sent"] == len(ids)  # to /callbacks/ark
     await audit_passes(gateway)
 
 
@@ -325,6 +329,10 @@ async def test_margins_per_channel_in_the_catalogue_and_a_failover_charges_the_c
         account = (await admin.get("/admin/accounts/margins")).json()
     assert account["balance_micro_usdc"] == 100_000_000 - price * 4 * 6 // 5
     assert account["reserved_micro_usdc"] == 0
+    async with gateway.admin() as admin:
+        total = (await admin.get("/admin/usage", params={"from": 0})).json()["total"]
+    assert (total["tasks_success"], total["tasks_fail"]) == (1, 0)
+    assert total["committed_micro_usdc"] == price * 4 * 6 // 5
     await audit_passes(gateway)
 
 
@@ -354,3 +362,29 @@ async def test_a_refusal_that_is_not_an_outage_fails_at_once_without_failover(
         refused = await client.post("/v1/videos/generations", json=TEXT)
     assert refused.status_code == 502
     assert await sandbox_tasks(second) == []
+
+
+async def test_a_callback_on_another_channels_path_changes_nothing(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    first, second = start_sandbox(), start_sandbox(protocol="modelark")
+    gateway = start_gateway(channels=[kie(first), ark(second)])
+    key = await gateway.account_with_key("crossed")
+    secret = SecretKey.parse(TEST_SECRET_KEY).derive(KeyUse.CALLBACK_TOKENS)
+    async with gateway.client(key) as client:
+        task_id = await create(client, {**TEXT, "channel_id": "ark"})
+        [made] = await sandbox_tasks(second)
+        token = callback_token(secret, task_id)
+        crossed = await client.post(
+            "/v1/upstream/callbacks/main",
+            params={"task_id": task_id, "token": token},
+            json={"code": 200, "data": {"taskId": made["taskId"]}},
+        )
+        unknown = await client.post(
+            "/v1/upstream/callbacks/nowhere",
+            params={"task_id": task_id, "token": token},
+            json={"id": made["taskId"]},
+        )
+    assert crossed.status_code == 200
+    assert crossed.json()["changed"] is False
+    assert unknown.status_code == 404
