@@ -189,6 +189,7 @@ async def test_channel_id_pins_a_channel_and_a_bad_one_is_a_400_naming_it(
             ark(second),
             {**kie(first), "id": "off", "enabled": False},
             {**kie(first), "id": "slow-only", "models": {"seedance-2": "bytedance/seedance-2"}},
+            {**kie(first), "id": "hd-only", "resolutions": {"seedance-2-fast": ["720p"]}},
         ]
     )
     key = await gateway.account_with_key("pinned")
@@ -196,7 +197,7 @@ async def test_channel_id_pins_a_channel_and_a_bad_one_is_a_400_naming_it(
         task_id = await create(client, {**TEXT, "channel_id": "ark"})
         task = (await client.get(f"/v1/tasks/{task_id}")).json()
         assert task["billing"]["channel"] == "ark"
-        for bad in ("nowhere", "off", "slow-only", "Not A Slug"):
+        for bad in ("nowhere", "off", "slow-only", "hd-only", "Not A Slug"):
             refused = await client.post("/v1/videos/generations", json={**TEXT, "channel_id": bad})
             assert refused.status_code == 400, refused.text
             assert refused.json()["param"] == "channel_id"
@@ -388,3 +389,29 @@ async def test_a_callback_on_another_channels_path_changes_nothing(
     assert crossed.status_code == 200
     assert crossed.json()["changed"] is False
     assert unknown.status_code == 404
+
+
+async def test_modelark_answers_that_mean_not_accepted_move_tasks_to_the_next_channel(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    codes = (429, 455, 500)  # ModelArk 429, 503 and 500
+    first = start_sandbox(
+        protocol="modelark",
+        faults={"create": {"http_500": 0.2, "http_503": 0.2, "body_codes": _shares(codes)}},
+    )
+    second = start_sandbox()
+    gateway = start_gateway(
+        channels=[ark(first, priority=0), {**kie(second), "priority": 1}],
+        circuit_failures=1000,
+    )
+    key = await gateway.account_with_key("ark-first")
+    async with gateway.client(key) as client:
+        ids = [await create(client, TEXT) for _ in range(20)]
+        channels = {
+            (await client.get(f"/v1/tasks/{task_id}")).json()["billing"]["channel"]
+            for task_id in ids
+        }
+    assert channels == {"main"}
+    assert await sandbox_tasks(first) == []
+    assert len(await sandbox_tasks(second)) == len(ids)
+    assert len((await sandbox_stats(first))["faults"]) == 5
