@@ -35,16 +35,17 @@ from reelgate.services.readiness import Readiness
 from reelgate.services.secret_key import load_secret_key
 from reelgate.services.wiring import Services, open_services
 from reelgate.upstream.provider import Provider
-from reelgate.upstream.wiring import EMBEDDED_SANDBOX_PATH, build_upstream
+from reelgate.upstream.wiring import EMBEDDED_SANDBOX_PATH, build_upstream, single_channel
 
 log = logging.getLogger(__name__)
 
 
-def _callback_base(settings: Settings, channel: str) -> str | None:
-    """Where upstreams reach the callbacks of ``channel``: only with a public address."""
+def _callback_base(settings: Settings) -> str | None:
+    """Where upstreams reach the callbacks, ``{channel}`` standing for the channel: only with a
+    public address."""
     if settings.public_url is None:
         return None
-    return settings.public_url.rstrip("/") + UPSTREAM_CALLBACK_PATH.format(channel=channel)
+    return settings.public_url.rstrip("/") + UPSTREAM_CALLBACK_PATH
 
 
 def _reach(settings: Settings, trusted: str | None = None) -> Reach:
@@ -60,15 +61,21 @@ def engine_process(
     """The engine, rendering webhook bodies as the task's owner reads the task; ``alone`` in a
     process of its own, where it follows the change feed for tasks made due elsewhere."""
     view = TaskView.of(services.settings, services.link_key)
-    return EngineProcess(
+    engine = EngineProcess(
         services.db,
         services.settings,
-        services.provider,
+        services.channels.provider,
         lambda record: view.body(record)[0],
         _reach(services.settings, trusted_origin),
         services.metrics,
         follow_due=alone,
     )
+    engine.channel_rates = {
+        config.id: config.requests_per_s
+        for config in services.channels.order
+        if config.requests_per_s is not None
+    }
+    return engine
 
 
 def _operations(
@@ -109,17 +116,14 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
 
     ``provider`` replaces the upstream the settings name (KIE, or the embedded sandbox).
     """
-    sandbox = None
-    if provider is None:
-        upstream = build_upstream(settings)
-        provider, sandbox = upstream.provider, upstream.sandbox
-        if sandbox is not None and settings.public_url is None:
-            # The embedded sandbox calls back to the gateway it lives in.
-            settings = settings.model_copy(update={"public_url": settings.loopback_url()})
+    upstream = build_upstream(settings) if provider is None else single_channel(settings, provider)
+    sandbox = upstream.sandbox
+    if sandbox is not None and settings.public_url is None:
+        # The embedded sandbox calls back to the gateway it lives in.
+        settings = settings.model_copy(update={"public_url": settings.loopback_url()})
     # The embedded sandbox serves its videos from the gateway's own address: trusted as it is,
     # and nothing else on loopback.
     trusted = settings.loopback_url() if sandbox is not None else None
-    chosen: Provider = provider
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,12 +131,12 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
         db = await open_database(settings, key)
         metrics = Metrics()
         services = await open_services(
-            settings, key, db, chosen, _callback_base(settings, chosen.channel), metrics
+            settings, key, db, upstream, _callback_base(settings), metrics
         )
         logs.never_show(key.material.hex(), services.link_key.hex())
         api = ApiState.of(services)
         app.state.api = api
-        readiness = Readiness(db, services.provider)
+        readiness = Readiness(db, services.channels.providers)
         app.state.ops = _operations(services, key, readiness, DatabaseMetrics(db))
         observing.metrics = metrics
         follower = asyncio.create_task(api.follow_changes(), name="reelgate-change-feed")
@@ -159,7 +163,7 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner
             await services.rates.store.aclose()
-            await chosen.aclose()
+            await services.channels.aclose()
             if sandbox is not None:
                 await sandbox.state.sandbox.aclose()
             await db.dispose()
@@ -184,15 +188,18 @@ async def run_engine(
     with ``metrics_port``, its /metrics, /healthz and /readyz served there."""
     key = load_secret_key(settings)
     db = await open_database(settings, key)
-    provider = build_upstream(settings).provider
+    upstream = build_upstream(settings)
+    services = None
     try:
-        services = await open_services(settings, key, db, provider, None, Metrics())
+        services = await open_services(
+            settings, key, db, upstream, _callback_base(settings), Metrics()
+        )
         logs.never_show(key.material.hex(), services.link_key.hex())
         engine = engine_process(services, alone=True)
         if once:
             await engine.run_once()
             return
-        readiness = Readiness(db, services.provider)
+        readiness = Readiness(db, services.channels.providers)
         readiness.loops = tuple(engine.health.values())
         if metrics_port is None:
             await engine.run(stop)
@@ -201,5 +208,9 @@ async def run_engine(
         async with serving(ops, settings.host, metrics_port):
             await engine.run(stop)
     finally:
-        await provider.aclose()
+        if services is not None:
+            await services.channels.aclose()
+        else:
+            for provider in upstream.providers.values():
+                await provider.aclose()
         await db.dispose()

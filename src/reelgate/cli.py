@@ -159,11 +159,22 @@ def serve(
             f"\n  Admin token (shown once; keep it, it is stored only as a hash):\n  {token}\n"
         )
     _configure_logging(settings)
-    typer.echo(
-        "upstream: KIE at " + settings.kie_base_url
-        if settings.kie_api_key
-        else "upstream: the embedded sandbox (set REELGATE_KIE_API_KEY to create tasks at KIE)"
-    )
+    try:
+        configured = settings.channel_settings()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if configured is not None:
+        typer.echo(
+            "upstream channels: "
+            + ", ".join(f"{c.id} ({c.provider} at {c.base_url})" for c in configured)
+        )
+    else:
+        typer.echo(
+            "upstream: KIE at " + settings.kie_base_url
+            if settings.kie_api_key
+            else "upstream: the embedded sandbox (set REELGATE_KIE_API_KEY to create tasks at KIE)"
+        )
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -182,14 +193,26 @@ def serve(
 def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="Which upstream API to speak: kie (KIE's Market API, the default) or modelark "
+            "(ModelArk's task API, under /api/v3); else REELGATE_SANDBOX_PROTOCOL."
+        ),
+    ] = None,
 ) -> None:
-    """Run the KIE-compatible sandbox alone (timings and faults from REELGATE_SANDBOX_*)."""
+    """Run the sandbox alone (timings and faults from REELGATE_SANDBOX_*)."""
     import uvicorn
 
     from reelgate.upstream.sandbox import SandboxSettings, create_sandbox_app
 
+    if protocol not in (None, "kie", "modelark"):
+        typer.echo(f"error: --protocol must be kie or modelark, not {protocol!r}", err=True)
+        raise typer.Exit(2)
     try:
         settings = SandboxSettings()
+        if protocol is not None:
+            settings = settings.model_copy(update={"protocol": protocol})
     except ValidationError as exc:
         typer.echo(f"error: invalid REELGATE_SANDBOX_* setting:\n{exc}", err=True)
         raise typer.Exit(2) from None
@@ -210,9 +233,10 @@ def engine_command(
     from reelgate.app import run_engine
 
     settings = _settings()
-    if settings.kie_api_key is None:
+    if settings.kie_api_key is None and settings.channels is None and not settings.channels_file:
         typer.echo(
-            "error: a separate engine needs an upstream it can reach: set REELGATE_KIE_API_KEY "
+            "error: a separate engine needs an upstream it can reach: set REELGATE_CHANNELS or "
+            "REELGATE_KIE_API_KEY "
             "(and REELGATE_KIE_BASE_URL for a `reelgate sandbox`); the embedded sandbox lives "
             "inside `reelgate serve`",
             err=True,
@@ -455,6 +479,37 @@ def audit(as_json: JsonFlag = False) -> None:
         typer.echo("ledger ok: balances, reservations and settlements all agree")
     if violations:
         raise typer.Exit(1)
+
+
+@app.command()
+def channels(as_json: JsonFlag = False) -> None:
+    """The upstream channels with their live health (circuit, in flight, error rate, last
+    error), as every process of this deployment sees it."""
+    from reelgate.api.resources import channel_list
+    from reelgate.services.channels import channel_statuses
+    from reelgate.upstream.wiring import channel_configs
+
+    settings = _settings()
+    try:
+        configs = channel_configs(settings)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    listed = channel_list(_run(lambda db: channel_statuses(db, configs)))
+    if as_json:
+        _print_json(listed)
+        return
+    typer.echo(
+        f"{'CHANNEL':<16} {'PROVIDER':<9} {'PRIO':>4} {'WEIGHT':>6} {'MARGIN':>7} "
+        f"{'CIRCUIT':<9} {'IN FLIGHT':>9} {'ERRORS':>7}  LAST ERROR"
+    )
+    for c in listed.data:
+        state = c.circuit if c.enabled else "disabled"
+        flight = f"{c.in_flight}" + (f"/{c.max_in_flight}" if c.max_in_flight else "")
+        typer.echo(
+            f"{c.id:<16} {c.provider:<9} {c.priority:>4} {c.weight:>6} {c.margin:>7g} "
+            f"{state:<9} {flight:>9} {c.error_rate:>7.0%}  {c.last_error or '-'}"
+        )
 
 
 def _when(text: str | None, option: str) -> int | None:

@@ -19,6 +19,7 @@ adaptor, a download); the rest of the code sees only these::
     ├── RangeNotSatisfiable       a byte range outside the file
     ├── UpstreamError             the upstream refused or failed a call
     │   └── UpstreamOutcomeUnknown    a create was sent and never answered
+    ├── UpstreamUnavailable       no channel can take the task now (all open or full)
     ├── Unavailable               the gateway cannot serve now (the database is down)
     ├── DestinationRefused        an address the gateway must not reach (webhooks, downloads)
     │   └── DestinationUnresolved     a host name that does not resolve
@@ -187,6 +188,18 @@ class UpstreamOutcomeUnknown(UpstreamError):
     could make (and bill) the video twice, so it is never resent blindly."""
 
     code = "upstream_outcome_unknown"
+
+
+class UpstreamUnavailable(ReelgateError):
+    """No channel that serves the request can take it now: every one's circuit is open, or it
+    is at its cap of tasks in flight. Nothing was created and nothing is charged;
+    ``retry_after_s`` says when one may take tasks again."""
+
+    code = "upstream_unavailable"
+
+    def __init__(self, message: str, retry_after_s: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(ReelgateError):

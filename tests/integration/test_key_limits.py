@@ -7,7 +7,7 @@ import asyncio
 import datetime
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -18,8 +18,11 @@ from reelgate.config import Settings
 from reelgate.domain.pricing import PriceBook
 from reelgate.errors import KeyBudgetExceeded
 from reelgate.services.accounts import AccountService
+from reelgate.services.channels import Channels
+from reelgate.services.metrics import Metrics
 from reelgate.services.tasks import TaskService
 from reelgate.store.database import Database
+from reelgate.upstream.wiring import single_channel
 from tests.conftest import REQUIRE_SERVICES, GatewayFactory, RunningGateway, open_database
 from tests.doubles import AcceptingProvider, RefusingProvider
 from tests.integration.api_helpers import (
@@ -34,6 +37,16 @@ REDIS_URL = os.environ.get("REELGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 # seedance-2-fast, 480p, 4 s: 0.31 USD.
 CHEAP = {**VALID_REQUEST, "resolution": "480p", "duration": 4}
 CHEAP_MICRO = 310_000
+
+
+async def _task_service(
+    db: Database, settings: Settings, clock: Callable[[], float]
+) -> TaskService:
+    """The create service alone, on one channel whose upstream accepts everything, at ``clock``."""
+    upstream = single_channel(settings, AcceptingProvider())
+    channels = Channels(db, upstream.channels, upstream.providers, Metrics())
+    await channels.start()
+    return TaskService(db, settings, PriceBook(), channels, lambda _channel, _id: None, clock)
 
 
 async def limited_key(
@@ -151,9 +164,7 @@ async def test_budgets_count_the_spending_of_their_utc_period(
     """Two tasks fill a 0.62 USD budget on 31 March; a third is allowed only in a new period."""
     now = [_at("2026-03-31T10:00:00")]
     settings = Settings(database_url="sqlite://", secret_key="7e57" * 16)
-    service = TaskService(
-        db, settings, PriceBook(), AcceptingProvider(), lambda _id: None, lambda: now[0]
-    )
+    service = await _task_service(db, settings, lambda: now[0])
     accounts = AccountService(db)
     await accounts.create("periodic", "100")
     issued = await accounts.create_key("periodic", {"budget_usd": f"0.62/{period}"})
@@ -266,9 +277,7 @@ async def test_idempotency_keys_are_pruned_once_their_time_is_up(db: Database) -
 
     now = [_at("2026-03-31T10:00:00")]
     settings = Settings(database_url="sqlite://", secret_key="7e57" * 16, idempotency_ttl_s=3600)
-    service = TaskService(
-        db, settings, PriceBook(), AcceptingProvider(), lambda _id: None, lambda: now[0]
-    )
+    service = await _task_service(db, settings, lambda: now[0])
     accounts = AccountService(db)
     await accounts.create("pruned", "100")
     issued = await accounts.create_key("pruned")

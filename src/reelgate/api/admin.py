@@ -143,3 +143,12 @@ async def list_tasks(api: Admin, request: Request) -> Response:
 async def usage(api: Admin, request: Request) -> Response:
     values = query.read(request, query.ADMIN_USAGE_PARAMS)
     return await usage_answer(api, request, values, await _account_id(api, values))
+
+
+@router.get(
+    "/channels",
+    response_model=schemas.ChannelList,
+    summary="The upstream channels and their live health",
+)
+async def list_channels(api: Admin) -> Response:
+    return json_response(resources.channel_list(await api.services.channels.statuses()))

@@ -49,6 +49,7 @@ ANSWERS: Final[dict[type[errors.ReelgateError], Answer]] = {
     errors.UpstreamError: Answer(502, "upstream_error", "upstream_error"),
     errors.UpstreamOutcomeUnknown: Answer(502, "upstream_error", "upstream_error"),
     errors.Unavailable: Answer(503, "unavailable", "api_error"),
+    errors.UpstreamUnavailable: Answer(503, "upstream_unavailable", "upstream_error"),
     # Errors of the gateway's own outbound work: they never answer a client's request unless
     # something is wrong, and then only as an internal error.
     errors.DestinationRefused: Answer(503, "internal_error", "api_error", shown=False),
@@ -60,10 +61,13 @@ ANSWERS: Final[dict[type[errors.ReelgateError], Answer]] = {
 INTERNAL: Final = Answer(503, "internal_error", "api_error", shown=False)
 """For anything without a row: the contract's error body, never a bare 500."""
 
+_ERRORS_BY_STATUS: Final[dict[int, list[str]]] = {}
+for _answer in ANSWERS.values():
+    if _answer.shown and _answer.error not in _ERRORS_BY_STATUS.setdefault(_answer.status, []):
+        _ERRORS_BY_STATUS[_answer.status].append(_answer.error)
 ERROR_RESPONSES: Final = {
-    answer.status: {"model": ErrorBody, "description": answer.error}
-    for answer in ANSWERS.values()
-    if answer.shown
+    status: {"model": ErrorBody, "description": " or ".join(names)}
+    for status, names in _ERRORS_BY_STATUS.items()
 }
 # Two kinds of 402, one row in the document: the code tells them apart.
 ERROR_RESPONSES[402] = {
@@ -100,6 +104,8 @@ def error_answer(exc: Exception) -> Response:
     if isinstance(exc, errors.RateLimited):
         response.headers["retry-after"] = str(exc.retry_after_s)
         response.headers.update(exc.headers)
+    if isinstance(exc, errors.UpstreamUnavailable):
+        response.headers["retry-after"] = str(max(1, exc.retry_after_s))
     if isinstance(exc, errors.RangeNotSatisfiable):
         response.headers["content-range"] = f"bytes */{exc.size}"
     if isinstance(exc, errors.RequestTimeout | errors.HeadersTooLarge):

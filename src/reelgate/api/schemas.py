@@ -56,6 +56,7 @@ class Billing(_Out):
     reserve_amount_micro_usdc: int
     actual_amount_micro_usdc: int
     released_amount_micro_usdc: int
+    channel: str = Field(description="The channel (upstream account) that has the task.")
 
 
 class WebhookDelivery(_Out):
@@ -223,6 +224,14 @@ class Capabilities(_Out):
     parameters: list[Parameter]
 
 
+class ChannelCard(_Out):
+    id: str = Field(description="The channel's slug: what channel_id pins at create.")
+    name: str
+    slug: str
+    description: str
+    pricing: Pricing = Field(description="Per-second tier prices, this channel's margin applied.")
+
+
 class ModelCard(_Out):
     id: str
     object: Literal["model"] = "model"
@@ -231,6 +240,10 @@ class ModelCard(_Out):
     type: Literal["video"] = "video"
     modalities: list[str] = Field(default_factory=lambda: ["video"])
     capabilities: Capabilities
+    available_channels: list[ChannelCard] = Field(
+        default_factory=list,
+        description="The channels that serve the model; pin one with channel_id at create.",
+    )
 
 
 class ModelList(_Out):
@@ -430,3 +443,31 @@ class AdminTaskList(_Out):
 class AuditOut(_Out):
     ok: bool
     violations: list[str]
+
+
+class ChannelOut(_Out):
+    """A channel (upstream account) and its live health; its API key is never shown."""
+
+    id: str
+    provider: str
+    base_url: str
+    models: dict[str, str] = Field(description="Public model id -> the upstream's model id.")
+    margin: float
+    priority: int
+    weight: int
+    max_in_flight: int | None
+    requests_per_s: float | None
+    enabled: bool
+    circuit: Literal["closed", "open", "half_open"]
+    in_flight: int = Field(description="Its tasks not yet finished.")
+    consecutive_failures: int
+    error_rate: float = Field(description="Failed creates over calls, in the last few minutes.")
+    calls: int
+    last_error: str | None
+    last_error_at: int | None = Field(description="Unix seconds.")
+    open_until: int | None = Field(description="Unix seconds: when an open circuit may probe.")
+
+
+class ChannelList(_Out):
+    object: Literal["list"] = "list"
+    data: list[ChannelOut]

@@ -13,11 +13,11 @@ from reelgate.config import Settings
 from reelgate.domain import lifecycle
 from reelgate.domain.accounts import ApiKey
 from reelgate.domain.catalogue import MODELS
+from reelgate.domain.channels import ChannelConfig, fails_over, may_fail_over_to
 from reelgate.domain.idempotency import Claim, StoredAnswer, replay
 from reelgate.domain.ids import is_id, new_id
 from reelgate.domain.limits import period_start
-from reelgate.domain.money import margin_to_ppm
-from reelgate.domain.pricing import PriceBook
+from reelgate.domain.pricing import PriceBook, with_margin
 from reelgate.domain.request import VideoGenerationRequest, parse_request
 from reelgate.domain.task import NewTask, Submission, TaskRecord
 from reelgate.errors import (
@@ -28,19 +28,20 @@ from reelgate.errors import (
     Unavailable,
     UpstreamError,
     UpstreamOutcomeUnknown,
+    UpstreamUnavailable,
 )
+from reelgate.services.channels import Channels
 from reelgate.services.destinations import check_callback_url
 from reelgate.services.durations import RecentDurations
 from reelgate.store import idempotency
 from reelgate.store.accepting import Guard
 from reelgate.store.database import Database
 from reelgate.store.tasks import TaskStore
-from reelgate.upstream.provider import Provider
 
 log = logging.getLogger(__name__)
 
-CallbackUrls = Callable[[str], str | None]
-"""The address the upstream is to call about a task (None: no callbacks, polling only)."""
+CallbackUrls = Callable[[str, str], str | None]
+"""The address the upstream of a channel is to call about a task (None: polling only)."""
 Clock = Callable[[], float]
 
 
@@ -62,7 +63,7 @@ class TaskService:
         db: Database,
         settings: Settings,
         prices: PriceBook,
-        provider: Provider,
+        channels: Channels,
         callback_urls: CallbackUrls,
         clock: Clock = time.time,
     ) -> None:
@@ -74,9 +75,9 @@ class TaskService:
         """How long the models' recent tasks took: what the tasks' ETA hints are made from."""
         self.settings = settings
         self.prices = prices
-        self.provider = provider
-        self.channel = provider.channel
-        self.margin_ppm = margin_to_ppm(settings.margin(self.channel))
+        self.channels = channels
+        self.margin_ppm = channels.default.margin_ppm
+        """The default route's margin: the model-level prices of the catalogue are its."""
         self.callback_urls = callback_urls
 
     async def create(
@@ -103,10 +104,12 @@ class TaskService:
             )
         if request.callBackUrl is not None:
             await check_callback_url(request.callBackUrl, self.settings.allowed_networks)
+        plan = await self.channels.plan(request)
+        first = plan[0]
         model = MODELS[request.model]
         now_ms = self._now_ms()
         quote = self.prices.quote(
-            model, request.resolution, request.video_input, request.duration, self.margin_ppm
+            model, request.resolution, request.video_input, request.duration, first.margin_ppm
         )
         new = NewTask(
             id=new_id("task"),
@@ -114,7 +117,7 @@ class TaskService:
             key_id=key.id,
             model=model.id,
             request=request.as_accepted(),
-            channel=self.channel,
+            channel=first.id,
             quote=quote,
             created_at_ms=now_ms,
             first_poll_at_ms=now_ms + int(self.settings.engine_first_poll_s * 1000),
@@ -134,12 +137,12 @@ class TaskService:
                     code="idempotency_key_in_use",
                 )
             return replay(stored, once.fingerprint, self._now_ms())
-        with logs.about(task=record.id, account=key.account_id, upstream=self.channel):
+        with logs.about(task=record.id, account=key.account_id, upstream=first.id):
             if once is None:
-                return await self._submit(request, record)
+                return await self._submit(request, record, plan)
             try:
-                submitted = await self._submit(request, record)
-            except UpstreamError as exc:
+                submitted = await self._submit(request, record, plan)
+            except (UpstreamError, UpstreamUnavailable) as exc:
                 await self._answered(key, once, record, once.refused(exc))
                 raise
             await self._answered(key, once, record, None)
@@ -194,25 +197,88 @@ class TaskService:
         """Forget Idempotency-Keys older than REELGATE_IDEMPOTENCY_TTL_S; how many."""
         return await idempotency.prune(self.db, self._now_ms())
 
-    async def _submit(self, request: VideoGenerationRequest, record: TaskRecord) -> TaskRecord:
-        try:
-            upstream_id = await self.provider.submit(
-                request, callback_url=self.callback_urls(record.id)
-            )
-        except UpstreamOutcomeUnknown:
-            # The task may be running upstream: keep it, its reservation and the client's 202;
-            # it is found again by its callback or given up in time, never sent twice.
-            log.warning("upstream outcome unknown for task %s; not resending", record.id)
-            await self._keep_accepted(self.store.record_submission_unknown(record.id), record)
-            return dataclasses.replace(record, submission=Submission.UNKNOWN)
-        except UpstreamError as exc:
-            log.warning("upstream refused task %s (%s fault): %s", record.id, exc.fault, exc)
-            await self.store.apply(record.id, lifecycle.on_create_refused(exc.code, exc.message))
-            raise
-        await self._keep_accepted(self.store.record_upstream_id(record.id, upstream_id), record)
-        return dataclasses.replace(
-            record, upstream_task_id=upstream_id, submission=Submission.ACCEPTED
+    async def _submit(
+        self, request: VideoGenerationRequest, record: TaskRecord, plan: list[ChannelConfig]
+    ) -> TaskRecord:
+        """Send the create to the planned channels in turn, moving on only after an answer
+        that proves nothing was created, and only to a channel no dearer than the reservation."""
+        refused: UpstreamError | None = None
+        reserved_price = with_margin(
+            record.quote.price_per_second_micro_usdc, record.quote.margin_ppm
         )
+        for channel in plan:
+            if channel.id != record.channel:
+                quote = self.prices.quote(
+                    MODELS[request.model],
+                    request.resolution,
+                    request.video_input,
+                    request.duration,
+                    channel.margin_ppm,
+                )
+                price = with_margin(quote.price_per_second_micro_usdc, quote.margin_ppm)
+                if not may_fail_over_to(price, reserved_price):
+                    continue
+                if not await self.channels.admit(channel.id):
+                    continue
+                charge = min(quote.cost_micro_usdc, record.quote.cost_micro_usdc)
+                if not await self.store.switch_channel(
+                    record.id, record.channel, channel.id, quote, charge
+                ):
+                    break  # no longer a task this create may send anywhere
+                log.info("task %s: failing over to channel %s", record.id, channel.id)
+                record = dataclasses.replace(
+                    record,
+                    channel=channel.id,
+                    quote=dataclasses.replace(
+                        record.quote,
+                        price_per_second_micro_usdc=quote.price_per_second_micro_usdc,
+                        margin_ppm=quote.margin_ppm,
+                    ),
+                    charge_micro_usdc=charge,
+                )
+            elif not await self.channels.admit(channel.id):
+                continue
+            try:
+                upstream_id = await self.channels.submit(
+                    channel.id, request, callback_url=self.callback_urls(channel.id, record.id)
+                )
+            except UpstreamOutcomeUnknown:
+                # The task may be running upstream: keep it, its reservation and the client's
+                # 202; it is found again by its callback or given up in time, never sent twice.
+                log.warning("upstream outcome unknown for task %s; not resending", record.id)
+                await self._keep_accepted(self.store.record_submission_unknown(record.id), record)
+                return dataclasses.replace(record, submission=Submission.UNKNOWN)
+            except UpstreamError as exc:
+                log.warning(
+                    "channel %s refused task %s (%s fault): %s",
+                    channel.id,
+                    record.id,
+                    exc.fault,
+                    exc,
+                )
+                if not fails_over(exc.code):
+                    await self.store.apply(
+                        record.id, lifecycle.on_create_refused(exc.code, exc.message)
+                    )
+                    raise
+                refused = exc
+                continue
+            await self._keep_accepted(self.store.record_upstream_id(record.id, upstream_id), record)
+            return dataclasses.replace(
+                record, upstream_task_id=upstream_id, submission=Submission.ACCEPTED
+            )
+        if refused is None:
+            unavailable = UpstreamUnavailable(
+                "no upstream channel can take this task now; nothing was charged"
+            )
+            await self.store.apply(
+                record.id, lifecycle.on_create_refused(unavailable.code, unavailable.message)
+            )
+            raise unavailable
+        await self.store.apply(
+            record.id, lifecycle.on_create_refused(refused.code, refused.message)
+        )
+        raise refused
 
     async def _keep_accepted(self, write: Awaitable[None], record: TaskRecord) -> None:
         """Note how the submission went. The task is stored and may be running upstream by
