@@ -14,7 +14,7 @@ from reelgate.domain.accounts import ApiKey
 from reelgate.domain.catalogue import MODELS
 from reelgate.domain.ids import is_id, new_id
 from reelgate.domain.money import margin_to_ppm
-from reelgate.domain.pricing import PriceBook
+from reelgate.domain.pricing import PriceBook, Quote
 from reelgate.domain.request import VideoGenerationRequest, parse_request
 from reelgate.domain.task import NewTask, Submission, TaskRecord
 from reelgate.errors import NotFound, Unavailable, UpstreamError, UpstreamOutcomeUnknown
@@ -58,9 +58,7 @@ class TaskService:
             await check_callback_url(request.callBackUrl, self.settings.allowed_networks)
         model = MODELS[request.model]
         now_ms = int(time.time() * 1000)
-        quote = self.prices.quote(
-            model, request.resolution, request.video_input, request.duration, self.margin_ppm
-        )
+        quote = self.quote(request)
         record = await self.store.create(
             NewTask(
                 id=new_id("task"),
@@ -78,6 +76,16 @@ class TaskService:
         )
         with logs.about(task=record.id, account=key.account_id, upstream=self.channel):
             return await self._submit(request, record)
+
+    def quote(self, request: VideoGenerationRequest) -> Quote:
+        """What accepting ``request`` would reserve: the console shows it before a create."""
+        return self.prices.quote(
+            MODELS[request.model],
+            request.resolution,
+            request.video_input,
+            request.duration,
+            self.margin_ppm,
+        )
 
     async def _submit(self, request: VideoGenerationRequest, record: TaskRecord) -> TaskRecord:
         try:
@@ -113,5 +121,13 @@ class TaskService:
         if is_id("task", task_id):
             record = await self.store.get(task_id)
             if record is not None and record.account_id == account_id:
+                return record
+        raise NotFound(f"no task {task_id[:100]!r}")
+
+    async def get_any(self, task_id: str) -> TaskRecord:
+        """The task, whichever account it belongs to: for the operator."""
+        if is_id("task", task_id):
+            record = await self.store.get(task_id)
+            if record is not None:
                 return record
         raise NotFound(f"no task {task_id[:100]!r}")
