@@ -125,6 +125,9 @@ def serve(
     engine: Annotated[
         bool, typer.Option(help="Run the task engine in this process (--no-engine: API only).")
     ] = True,
+    console: Annotated[
+        bool, typer.Option(help="Serve the web console at /console (--no-console: off).")
+    ] = True,
 ) -> None:
     """Apply migrations and start the gateway (the API and, by default, the task engine)."""
     import uvicorn
@@ -139,6 +142,7 @@ def serve(
             "host": host or settings.host,
             "port": port or settings.port,
             "run_engine": settings.run_engine and engine,
+            "console": settings.console and console,
             "access_log": settings.access_log or access_log,
         }
     )

@@ -1,0 +1,533 @@
+"""The console's pages: signing in and out, the developer's playground, tasks, usage and keys,
+and the operator's dashboard, accounts, tasks and channels. Every page reads through the same
+services the API uses; nothing here decides money, prices or task states on its own."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode, urlsplit
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from reelgate.api import events, exports, resources
+from reelgate.api.console.sessions import PATH, Who
+from reelgate.api.console.visits import ConsoleRoute, Visit, visit
+from reelgate.api.observing import request_id
+from reelgate.api.public import read_json
+from reelgate.api.responses import NO_STORE, json_response
+from reelgate.domain.catalogue import MODELS
+from reelgate.domain.listing import DEFAULT_LIMIT, TaskFilter
+from reelgate.domain.money import micro_to_usd
+from reelgate.domain.request import parse_request
+from reelgate.domain.task import FINAL_STATES, TaskRecord, TaskState
+from reelgate.domain.usage import GroupBy, LedgerFilter, UsageQuery
+from reelgate.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from reelgate.services.accounts import hash_secret
+
+router = APIRouter(prefix=PATH, include_in_schema=False, route_class=ConsoleRoute)
+Current = Annotated[Visit, Depends(visit)]
+
+USAGE_DAYS: Final = 30
+"""The usage page's charts cover this many days up to today."""
+
+# The playground's fields, in the words the issue (and screen readers) rely on; any other
+# parameter the catalogue lists gets a label made from its name.
+LABELS: Final = {
+    "prompt": "Prompt",
+    "resolution": "Resolution",
+    "aspect_ratio": "Aspect ratio",
+    "duration": "Duration (seconds)",
+    "generate_audio": "Generate audio",
+    "first_frame_url": "First frame URL",
+    "last_frame_url": "Last frame URL",
+    "reference_image_urls": "Reference image URLs (one per line)",
+    "reference_video_urls": "Reference video URLs (one per line)",
+    "reference_audio_urls": "Reference audio URLs (one per line)",
+    "return_last_frame": "Return last frame",
+    "web_search": "Web search",
+    "nsfw_checker": "NSFW checker",
+    "callBackUrl": "Webhook URL (callBackUrl)",
+}
+# Shown first, in this order; the rest follow under "More options".
+MAIN_FIELDS: Final = ("prompt", "resolution", "aspect_ratio", "duration", "generate_audio")
+
+
+def relative(url: str) -> str:
+    """A link to one of the gateway's own videos, as a path: the page plays it from the origin
+    it was loaded from, whatever address the gateway signs its links with."""
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def _task_row(record: TaskRecord) -> dict[str, Any]:
+    quote = record.quote
+    took = None
+    if record.completed_at is not None:
+        took = record.completed_at - record.created_at
+    return {
+        "id": record.id,
+        "state": record.state.value,
+        "model": record.model,
+        "resolution": record.request.get("resolution", ""),
+        "duration": quote.duration,
+        "price": quote.cost_micro_usdc,
+        "billing": record.billing_status.value,
+        "created_at": record.created_at,
+        "took_s": took,
+        "account_id": record.account_id,
+        "key_id": record.key_id,
+    }
+
+
+# Signing in and out
+
+
+@router.get("")
+async def home(current: Current) -> Response:
+    if current.who is Who.OPERATOR:
+        return current.redirect(f"{PATH}/dashboard")
+    if current.who is Who.DEVELOPER:
+        return current.redirect(f"{PATH}/playground")
+    return current.redirect(f"{PATH}/sign-in")
+
+
+@router.get("/sign-in")
+async def sign_in_page(current: Current) -> Response:
+    return current.page("sign_in.html", error=None)
+
+
+@router.post("/sign-in")
+async def sign_in(current: Current) -> Response:
+    fields = await current.form()
+    secret = fields.get("secret", "").strip()
+    auth = current.api.auth
+    secret_hash = hash_secret(secret)
+    if secret and auth.admin_token_hash is not None:
+        try:
+            auth.admin(f"Bearer {secret}")
+        except Unauthorized:
+            pass
+        else:
+            current.sign_in_as(Who.OPERATOR, secret_hash)
+            return current.redirect(f"{PATH}/dashboard")
+    try:
+        key = await auth.key(f"Bearer {secret}")
+    except Unauthorized as exc:
+        # Nothing of any account is shown: the sign-in page again, with what was wrong.
+        current.sign_out()
+        message = "That is not an API key or admin token this gateway knows."
+        if "revoked" in exc.message:
+            message = "That API key has been revoked."
+        return current.page("sign_in.html", 401, error=message)
+    current.sign_in_as(Who.DEVELOPER, secret_hash, key)
+    return current.redirect(f"{PATH}/playground")
+
+
+@router.post("/sign-out")
+async def sign_out(current: Current) -> Response:
+    await current.form()
+    current.sign_out()
+    return current.redirect(f"{PATH}/sign-in")
+
+
+# The playground
+
+
+@router.get("/playground")
+async def playground(current: Current) -> Response:
+    current.developer()
+    catalogue = resources.model_list(
+        current.api.services.prices, current.api.services.tasks.margin_ppm
+    )
+    models = catalogue.data
+    parameters = [p.model_dump() for p in models[0].capabilities.parameters]
+    for parameter in parameters:
+        parameter["label"] = LABELS.get(
+            parameter["name"], parameter["name"].replace("_", " ").capitalize()
+        )
+    main = [p for name in MAIN_FIELDS for p in parameters if p["name"] == name]
+    more = [p for p in parameters if p["name"] not in MAIN_FIELDS]
+    resolutions = {
+        card.id: next(p.enum for p in card.capabilities.parameters if p.name == "resolution")
+        for card in models
+    }
+    return current.page(
+        "playground.html",
+        models=[card.id for card in models],
+        main=main,
+        more=more,
+        choices=orjson.dumps({"resolutions": resolutions}).decode(),
+    )
+
+
+@router.post("/api/quote")
+async def quote(current: Current, request: Request) -> Response:
+    """What the gateway would reserve for this request: its own pricing, not a copy."""
+    current.developer()
+    current.check_header_csrf()
+    body = await read_json(request, current.api.services.settings.max_body_bytes)
+    priced = current.api.services.tasks.quote(parse_request(body))
+    return json_response(
+        orjson.dumps(
+            {
+                "tier": priced.tier,
+                "duration": priced.duration,
+                "cost_micro_usdc": priced.cost_micro_usdc,
+                "cost_usd": micro_to_usd(priced.cost_micro_usdc),
+            }
+        ),
+        headers=NO_STORE,
+    )
+
+
+@router.post("/api/tasks")
+async def create(current: Current, request: Request) -> Response:
+    """A create, as ``POST /v1/videos/generations`` makes it, with the signed-in key."""
+    key = current.developer()
+    current.check_header_csrf()
+    body = await read_json(request, current.api.services.settings.max_body_bytes)
+    record = await current.api.services.tasks.create(key, body, request_id(request.scope))
+    return json_response(
+        orjson.dumps({"task_id": record.id, "state": record.state.value}), 202, NO_STORE
+    )
+
+
+@router.get("/api/tasks/{task_id}/events")
+async def task_events(current: Current, task_id: str) -> Response:
+    """The task's event stream (``GET /v1/tasks/{id}/events``), for the session's key: an
+    EventSource cannot send an Authorization header, but it does send the cookie."""
+    key = current.developer()
+    return await events.stream_for(current.api, key, task_id, None)
+
+
+# Tasks
+
+
+_STATES: Final = [state.value for state in TaskState]
+
+
+def _filter_values(current: Visit, operator: bool) -> dict[str, str]:
+    query = current.request.query_params
+    names = ["state", "model", "after"] + (["account", "key_id", "task_id"] if operator else [])
+    return {name: query.get(name, "").strip() for name in names}
+
+
+@router.get("/tasks")
+async def tasks(current: Current) -> Response:
+    operator = current.who is Who.OPERATOR
+    account_id = None
+    if operator:
+        current.operator()
+    else:
+        account_id = current.developer().account_id
+    values = _filter_values(current, operator)
+    if operator and values["task_id"]:
+        return current.redirect(f"{PATH}/tasks/{values['task_id']}")
+    if values["state"] and values["state"] not in _STATES:
+        raise InvalidRequest("state", "state must be one of: " + ", ".join(_STATES))
+    if operator and values["account"]:
+        account_id = await current.api.services.usage.account_id(values["account"])
+    where = TaskFilter(
+        account_id=account_id,
+        key_id=values.get("key_id") or None,
+        state=TaskState(values["state"]) if values["state"] else None,
+        model=values["model"] or None,
+    )
+    page = await current.api.services.usage.task_page(where, values["after"] or None, DEFAULT_LIMIT)
+    rows = [_task_row(record) for record in page.items]
+    more = None
+    if page.has_more:
+        kept = {k: v for k, v in values.items() if v and k != "after"}
+        more = f"{PATH}/tasks?" + urlencode({**kept, "after": page.items[-1].id})
+    return current.page(
+        "tasks.html",
+        rows=rows,
+        values=values,
+        states=_STATES,
+        models=list(MODELS),
+        more=more,
+        operator=operator,
+        csv=f"{PATH}/tasks.csv?"
+        + urlencode({k: v for k, v in values.items() if v and k in ("state", "model")}),
+    )
+
+
+@router.get("/tasks/{task_id}")
+async def task_page(current: Current, task_id: str) -> Response:
+    services = current.api.services
+    if current.who is Who.OPERATOR:
+        record = await services.tasks.get_any(task_id)
+    else:
+        # Another account's task is answered as one that does not exist.
+        record = await services.tasks.get(current.developer().account_id, task_id)
+    view = current.api.bodies.view
+    resource = view.resource(record, time.time())[0]
+    videos = [relative(item["url"]) for item in resource.result.get("data", [])]
+    timeline = [("created", "waiting", record.created_at)]
+    if record.state_since_ms is not None and not record.state.is_final:
+        timeline.append(("now", record.state.value, record.state_since_ms // 1000))
+    if record.completed_at is not None:
+        timeline.append(("ended", record.state.value, record.completed_at))
+    return current.page(
+        "task.html",
+        task=resource,
+        record=record,
+        request_json=orjson.dumps(record.request, option=orjson.OPT_INDENT_2).decode(),
+        videos=videos,
+        timeline=timeline,
+        final=record.state in FINAL_STATES,
+    )
+
+
+@router.get("/tasks.csv")
+async def tasks_csv(current: Current) -> Response:
+    key = current.developer()
+    values = _filter_values(current, False)
+    where = TaskFilter(
+        account_id=key.account_id,
+        state=TaskState(values["state"]) if values["state"] in _STATES else None,
+        model=values["model"] or None,
+    )
+    view = current.api.bodies.view
+    now_s = int(time.time())
+    return current.finish(
+        await exports.streamed(
+            exports.TASK_COLUMNS,
+            current.api.services.usage.task_chunks(where, None),
+            lambda record: exports.task_row(view.resource(record, now_s)[0], record),
+            "tasks.csv",
+        )
+    )
+
+
+# Usage
+
+
+def _usage_series(report_rows: list[Any]) -> dict[str, Any]:
+    return {
+        "labels": [row.group for row in report_rows],
+        "seconds": [row.figures.generated_seconds for row in report_rows],
+        "spend_usd": [row.figures.committed_micro_usdc / 1_000_000 for row in report_rows],
+    }
+
+
+@router.get("/usage")
+async def usage(current: Current) -> Response:
+    account = await current.account()
+    services = current.api.services
+    since = (int(time.time()) // 86_400 - USAGE_DAYS + 1) * 86_400
+    by_day = await services.usage.usage(UsageQuery(account.id, GroupBy.DAY, since))
+    by_model = await services.usage.usage(UsageQuery(account.id, GroupBy.MODEL, since))
+    ledger = await services.usage.ledger_page(LedgerFilter(account_id=account.id), None, 20)
+    return current.page(
+        "usage.html",
+        account=account,
+        days=USAGE_DAYS,
+        by_day=by_day.rows,
+        by_model=by_model.rows,
+        total=by_day.total,
+        ledger=ledger.items,
+        charts=orjson.dumps(
+            {"day": _usage_series(by_day.rows), "model": _usage_series(by_model.rows)}
+        ).decode(),
+    )
+
+
+@router.get("/usage.csv")
+async def usage_csv(current: Current) -> Response:
+    account = await current.account()
+    report = await current.api.services.usage.usage(UsageQuery(account.id, GroupBy.DAY, 0))
+    return current.finish(
+        await exports.streamed(
+            exports.usage_header(report),
+            exports.once(list(exports.usage_rows(report))),
+            lambda row: row,
+            "usage.csv",
+        )
+    )
+
+
+@router.get("/ledger.csv")
+async def ledger_csv(current: Current) -> Response:
+    account = await current.account()
+    return current.finish(
+        await exports.streamed(
+            exports.LEDGER_COLUMNS,
+            current.api.services.usage.ledger_chunks(LedgerFilter(account_id=account.id), None),
+            exports.ledger_row,
+            "ledger.csv",
+        )
+    )
+
+
+# Keys: the developer's own, and the operator's on any account
+
+
+@router.get("/keys")
+async def keys(current: Current) -> Response:
+    account = await current.account()
+    shown = await current.api.services.accounts.show(account.name)
+    return current.page("keys.html", account=account, keys=shown.keys, issued=None)
+
+
+@router.post("/keys")
+async def create_key(current: Current) -> Response:
+    await current.form()
+    account = await current.account()
+    services = current.api.services
+    issued = await services.accounts.create_key(account.name)
+    shown = await services.accounts.show(account.name)
+    # The secret is in this one response only; the page is never cached (no-store).
+    return current.page("keys.html", 201, account=account, keys=shown.keys, issued=issued)
+
+
+@router.post("/keys/{key_id}/revoke")
+async def revoke_key(current: Current, key_id: str) -> Response:
+    await current.form()
+    account = await current.account()
+    services = current.api.services
+    owned = {key.id for key in (await services.accounts.show(account.name)).keys}
+    if key_id not in owned:
+        raise NotFound(f"no API key with id {key_id[:100]!r}")
+    await _revoke(current, key_id)
+    return current.redirect(f"{PATH}/keys")
+
+
+async def _revoke(current: Visit, key_id: str) -> None:
+    await current.api.services.accounts.revoke_key(key_id)
+    # As the admin API does: this process refuses the key from now on, others on the feed.
+    current.api.cache.keys.clear()
+
+
+# The operator
+
+
+@router.get("/dashboard")
+async def dashboard(current: Current, request: Request) -> Response:
+    current.operator()
+    services = current.api.services
+    counts: dict[str, str] = {}
+    for state in TaskState:
+        if state in FINAL_STATES:
+            continue
+        page = await services.usage.task_page(TaskFilter(state=state), None, 100)
+        counts[state.value] = f"{len(page.items)}{'+' if page.has_more else ''}"
+    since = (int(time.time()) // 86_400 - 13) * 86_400
+    by_day = await services.usage.usage(UsageQuery(None, GroupBy.DAY, since))
+    checks = await request.app.state.ops.readiness.checks()
+    violations = await services.accounts.audit()
+    return current.page(
+        "dashboard.html",
+        counts=counts,
+        by_day=by_day.rows,
+        checks=checks,
+        violations=violations,
+        charts=orjson.dumps({"day": _usage_series(by_day.rows)}).decode(),
+    )
+
+
+@router.get("/accounts")
+async def accounts(current: Current) -> Response:
+    current.operator()
+    after = current.request.query_params.get("after") or None
+    page = await current.api.services.accounts.page(after, 50)
+    more = (
+        f"{PATH}/accounts?" + urlencode({"after": page.items[-1].name}) if page.has_more else None
+    )
+    return current.page("accounts.html", accounts=page.items, more=more, error=None)
+
+
+@router.post("/accounts")
+async def create_account(current: Current) -> Response:
+    current.operator()
+    fields = await current.form()
+    name = fields.get("name", "").strip()
+    try:
+        await current.api.services.accounts.create(
+            name, fields.get("credit_usd", "").strip() or "0"
+        )
+    except (InvalidRequest, Conflict) as exc:
+        page = await current.api.services.accounts.page(None, 50)
+        return current.page("accounts.html", 400, accounts=page.items, more=None, error=exc.message)
+    return current.redirect(f"{PATH}/accounts/{name}")
+
+
+async def _account_page(current: Visit, name: str, status: int = 200, **extra: Any) -> Response:
+    services = current.api.services
+    shown = await services.accounts.show(name)
+    account = shown.account
+    page = await services.usage.task_page(TaskFilter(account_id=account.id), None, 10)
+    ledger = await services.usage.ledger_page(LedgerFilter(account_id=account.id), None, 10)
+    context: dict[str, Any] = {"issued": None, "error": None, **extra}
+    return current.page(
+        "account.html",
+        status,
+        account=account,
+        keys=shown.keys,
+        rows=[_task_row(record) for record in page.items],
+        ledger=ledger.items,
+        **context,
+    )
+
+
+@router.get("/accounts/{name}")
+async def account(current: Current, name: str) -> Response:
+    current.operator()
+    return await _account_page(current, name)
+
+
+@router.post("/accounts/{name}/credits")
+async def credit(current: Current, name: str) -> Response:
+    current.operator()
+    fields = await current.form()
+    note = fields.get("note", "").strip() or None
+    try:
+        await current.api.services.accounts.credit(name, fields.get("usd", "").strip(), note)
+    except (InvalidRequest, Conflict) as exc:
+        return await _account_page(current, name, 400, error=exc.message)
+    return current.redirect(f"{PATH}/accounts/{name}")
+
+
+@router.post("/accounts/{name}/keys")
+async def operator_create_key(current: Current, name: str) -> Response:
+    current.operator()
+    await current.form()
+    issued = await current.api.services.accounts.create_key(name)
+    return await _account_page(current, name, 201, issued=issued)
+
+
+@router.post("/accounts/{name}/keys/{key_id}/revoke")
+async def operator_revoke_key(current: Current, name: str, key_id: str) -> Response:
+    current.operator()
+    await current.form()
+    owned = {key.id for key in (await current.api.services.accounts.show(name)).keys}
+    if key_id not in owned:
+        raise NotFound(f"no API key with id {key_id[:100]!r}")
+    await _revoke(current, key_id)
+    return current.redirect(f"{PATH}/accounts/{name}")
+
+
+@router.get("/channels")
+async def channels(current: Current, request: Request) -> Response:
+    """The channels this gateway sends to. Today there is one, the upstream the settings name;
+    its health is the readiness check of that upstream."""
+    current.operator()
+    services = current.api.services
+    checks = {check.name: check for check in await request.app.state.ops.readiness.checks()}
+    in_flight = 0
+    for state in TaskState:
+        if state not in FINAL_STATES:
+            page = await services.usage.task_page(TaskFilter(state=state), None, 100)
+            in_flight += len(page.items)
+    rows = [
+        {
+            "name": services.tasks.channel,
+            "margin": str(services.settings.margin(services.tasks.channel)),
+            "health": checks.get("upstream"),
+            "in_flight": in_flight,
+        }
+    ]
+    return current.page("channels.html", rows=rows)
