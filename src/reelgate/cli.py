@@ -163,6 +163,8 @@ def serve(
             f"\n  Admin token (shown once; keep it, it is stored only as a hash):\n  {token}\n"
         )
     _configure_logging(settings)
+    if settings.console:
+        typer.echo(f"console: {settings.loopback_url()}/console (sign in with the admin token)")
     typer.echo(
         "upstream: KIE at " + settings.kie_base_url
         if settings.kie_api_key

@@ -196,11 +196,13 @@ async def create(current: Current, request: Request) -> Response:
 
 
 @router.get("/api/tasks/{task_id}/events")
-async def task_events(current: Current, task_id: str) -> Response:
+async def task_events(current: Current, request: Request, task_id: str) -> Response:
     """The task's event stream (``GET /v1/tasks/{id}/events``), for the session's key: an
-    EventSource cannot send an Authorization header, but it does send the cookie."""
+    EventSource cannot send an Authorization header, but it does send the cookie. A browser
+    reconnecting after the final event is answered 204, which stops it."""
     key = current.developer()
-    return await events.stream_for(current.api, key, task_id, None)
+    seen = request.headers.get("last-event-id")
+    return current.finish(await events.stream_for(current.api, key, task_id, seen))
 
 
 # Tasks
