@@ -205,6 +205,11 @@ async def test_the_operator_makes_an_account_credits_it_and_issues_and_revokes_a
             account = await client.get("/v1/account")
             assert account.status_code == 200
             assert account.json()["balance_usd"].startswith("7.5")
+            created = await client.post(
+                "/v1/videos/generations", json={"model": "seedance-2", "prompt": "carol's video"}
+            )
+            assert created.status_code == 202, created.text
+            task_id = created.json()["task_id"]
         await offline.shot("account")
 
         # The secret was in that one answer only.
@@ -218,13 +223,25 @@ async def test_the_operator_makes_an_account_credits_it_and_issues_and_revokes_a
 
         await nav.get_by_role("link", name="Dashboard", exact=True).click()
         await page.wait_for_function(
-            "() => window.Chart && Chart.getChart('chart-spend') !== undefined"
+            "() => window.Chart && Chart.getChart('chart-minutes') !== undefined"
         )
+        creates = await page.evaluate(
+            "() => Chart.getChart('chart-minutes').data.datasets[0].data.reduce((a, b) => a + b)"
+        )
+        assert creates == 1
         await offline.shot("dashboard")
         await nav.get_by_role("link", name="Channels", exact=True).click()
         await expect(page.get_by_role("cell", name="kie", exact=True)).to_be_visible()
+
+        # Every account's tasks, searched by account, and one found by its id.
         await nav.get_by_role("link", name="Tasks", exact=True).click()
-        await expect(page.get_by_label("Task id")).to_be_visible()
+        await page.get_by_label("Account").fill("carol")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.get_by_role("row").filter(has_text=task_id)).to_have_count(1)
+        await page.get_by_label("Task id").fill(task_id)
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.get_by_role("heading", name=f"Task {task_id}")).to_be_visible()
+        await expect(page.get_by_role("region", name="Billing")).to_contain_text("reserved")
     assert offline.outside == []
     assert offline.errors == []
 

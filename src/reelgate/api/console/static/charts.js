@@ -21,5 +21,21 @@
     bars("chart-seconds", data.day.labels, data.day.seconds, "seconds");
     bars("chart-spend", data.day.labels, data.day.spend_usd, "USD");
   }
+  if (data.minutes) {
+    const canvas = document.getElementById("chart-minutes");
+    if (canvas) {
+      new Chart(canvas, {
+        type: "line",
+        data: {
+          labels: data.minutes.labels,
+          datasets: [
+            { label: "created", data: data.minutes.creates, borderColor: accent, backgroundColor: accent },
+            { label: "ended", data: data.minutes.completions, borderColor: "#1e7b3a", backgroundColor: "#1e7b3a" },
+          ],
+        },
+        options: { animation: false, responsive: true, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
+      });
+    }
+  }
   if (data.model) bars("chart-models", data.model.labels, data.model.spend_usd, "USD");
 })();
