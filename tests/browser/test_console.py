@@ -89,6 +89,8 @@ async def test_a_developer_makes_a_video_in_the_playground_and_finds_it_in_tasks
     key = await gateway.account_with_key("alice")
     offline = Offline(browser, gateway)
     async with offline as page:
+        await page.goto(f"{gateway.base_url}/console")
+        await offline.shot("sign-in")
         await offline.sign_in(key)
         await expect(page).to_have_url(re.compile(r"/console/playground$"))
         nav = page.get_by_role("navigation", name="Console")
@@ -158,6 +160,10 @@ async def test_a_developer_makes_a_video_in_the_playground_and_finds_it_in_tasks
         )
         await offline.shot("task")
 
+        await nav.get_by_role("link", name="Keys", exact=True).click()
+        await expect(page.locator("table.keys")).to_contain_text("active")
+        await offline.shot("keys")
+
         await nav.get_by_role("link", name="Usage", exact=True).click()
         await expect(page.get_by_role("cell", name="seedance-2", exact=True)).to_be_visible()
         await page.wait_for_function(
@@ -187,6 +193,7 @@ async def test_the_operator_makes_an_account_credits_it_and_issues_and_revokes_a
         await expect(page.get_by_text("passes")).to_be_visible()
 
         await nav.get_by_role("link", name="Accounts", exact=True).click()
+        await offline.shot("accounts")
         await page.get_by_label("Account name").fill("carol")
         await page.get_by_label("Opening credit (USD)").fill("2")
         await page.get_by_role("button", name="Create account").click()
@@ -232,12 +239,14 @@ async def test_the_operator_makes_an_account_credits_it_and_issues_and_revokes_a
         await offline.shot("dashboard")
         await nav.get_by_role("link", name="Channels", exact=True).click()
         await expect(page.get_by_role("cell", name="kie", exact=True)).to_be_visible()
+        await offline.shot("channels")
 
         # Every account's tasks, searched by account, and one found by its id.
         await nav.get_by_role("link", name="Tasks", exact=True).click()
         await page.get_by_label("Account").fill("carol")
         await page.get_by_role("button", name="Filter").click()
         await expect(page.get_by_role("row").filter(has_text=task_id)).to_have_count(1)
+        await offline.shot("operator-tasks")
         await page.get_by_label("Task id").fill(task_id)
         await page.get_by_role("button", name="Filter").click()
         await expect(page.get_by_role("heading", name=f"Task {task_id}")).to_be_visible()

@@ -1,5 +1,6 @@
-"""The console's server side on both databases: the operator's dashboard counts creates and
-completions per minute, and tasks by state, from the database the gateway runs on."""
+"""The console's server side without a browser: the operator's dashboard counts creates and
+completions per minute, and tasks by state, on both databases; the task list pages with its
+filters kept."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.conftest import ADMIN_TOKEN, GatewayFactory
 
@@ -49,3 +51,33 @@ async def test_the_dashboard_counts_what_was_created_and_ended_this_minute(
     assert sum(charts["minutes"]["completions"]) == 1
     assert sum(charts["day"]["seconds"]) == 4
     assert 'id="count-success">1<' in page.text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_task_list_pages_with_its_filters_kept(start_gateway: GatewayFactory) -> None:
+    gateway = start_gateway()
+    key = await gateway.account_with_key("fay")
+    ids = []
+    async with gateway.client(key) as client:
+        for n in range(21):
+            created = await client.post(
+                "/v1/videos/generations",
+                json={"model": "seedance-2-fast", "prompt": f"frame number {n}"},
+            )
+            assert created.status_code == 202, created.text
+            ids.append(created.json()["task_id"])
+    async with gateway.client() as browser_like:
+        token = _csrf((await browser_like.get("/console/sign-in")).text)
+        await browser_like.post("/console/sign-in", data={"csrf": token, "secret": key})
+        first = await browser_like.get("/console/tasks", params={"model": "seedance-2-fast"})
+        assert first.status_code == 200
+        shown = re.findall(r'<a href="/console/tasks/(task_[0-9A-Z]+)">', first.text)
+        assert shown == ids[::-1][:20]
+        more = re.search(r'<a href="(/console/tasks\?[^"]+)">Next page</a>', first.text)
+        assert more is not None
+        assert "model=seedance-2-fast" in html.unescape(more.group(1))
+        second = await browser_like.get(html.unescape(more.group(1)))
+        assert re.findall(r'<a href="/console/tasks/(task_[0-9A-Z]+)">', second.text) == ids[:1]
+        assert "Next page" not in second.text
+        none = await browser_like.get("/console/tasks", params={"model": "seedance-2"})
+        assert "No tasks." in none.text

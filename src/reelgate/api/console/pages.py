@@ -480,6 +480,8 @@ async def _account_page(current: Visit, name: str, status: int = 200, **extra: A
     account = shown.account
     page = await services.usage.task_page(TaskFilter(account_id=account.id), None, 10)
     ledger = await services.usage.ledger_page(LedgerFilter(account_id=account.id), None, 10)
+    since = (int(time.time()) // 86_400 - USAGE_DAYS + 1) * 86_400
+    by_model = await services.usage.usage(UsageQuery(account.id, GroupBy.MODEL, since))
     context: dict[str, Any] = {"issued": None, "error": None, **extra}
     return current.page(
         "account.html",
@@ -488,6 +490,8 @@ async def _account_page(current: Visit, name: str, status: int = 200, **extra: A
         keys=shown.keys,
         rows=[_task_row(record) for record in page.items],
         ledger=ledger.items,
+        by_model=by_model.rows,
+        days=USAGE_DAYS,
         **context,
     )
 
