@@ -251,6 +251,11 @@ async def test_the_operator_makes_an_account_credits_it_and_issues_and_revokes_a
         await page.get_by_role("button", name="Filter").click()
         await expect(page.get_by_role("heading", name=f"Task {task_id}")).to_be_visible()
         await expect(page.get_by_role("region", name="Billing")).to_contain_text("reserved")
+
+        # The revoked key no longer signs in.
+        await page.get_by_role("button", name="Sign out").click()
+        await offline.sign_in(secret)
+        await expect(page.get_by_role("alert")).to_contain_text("not an API key or admin token")
     assert offline.outside == []
     assert offline.errors == []
 

@@ -117,12 +117,11 @@ async def sign_in(current: Current) -> Response:
             return current.redirect(f"{PATH}/dashboard")
     try:
         key = await auth.key(f"Bearer {secret}")
-    except Unauthorized as exc:
-        # Nothing of any account is shown: the sign-in page again, with what was wrong.
+    except Unauthorized:
+        # Nothing of any account is shown: the sign-in page again, with one message for an
+        # unknown and a revoked key alike.
         current.sign_out()
-        message = "That is not an API key or admin token this gateway knows."
-        if "revoked" in exc.message:
-            message = "That API key has been revoked."
+        message = "That is not an API key or admin token this gateway accepts."
         return current.page("sign_in.html", 401, error=message)
     current.sign_in_as(Who.DEVELOPER, secret_hash, key)
     return current.redirect(f"{PATH}/playground")
