@@ -321,6 +321,15 @@ async def test_what_the_console_refuses(start_gateway: GatewayFactory) -> None:
         assert (await browser_like.post("/console/api/quote", json={})).status_code == 403
         made = await browser_like.post("/console/keys", data={"csrf": token})
         assert made.status_code == 201
+        assert "this session's key" in made.text
+        # Revoking the key the session was opened with ends the session.
+        async with gateway.admin() as admin:
+            own_key = (await admin.get("/admin/accounts/alice")).json()["keys"][0]["id"]
+        revoked = await browser_like.post(f"/console/keys/{own_key}/revoke", data={"csrf": token})
+        assert revoked.status_code == 303
+        after = await browser_like.get("/console/keys")
+        assert after.status_code == 303
+        assert after.headers["location"] == "/console/sign-in"
     async with gateway.client() as other:
         # The console's own answers: a strict policy, and the session cookie's attributes.
         page = await other.get("/console/sign-in")

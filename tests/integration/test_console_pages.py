@@ -81,3 +81,46 @@ async def test_the_task_list_pages_with_its_filters_kept(start_gateway: GatewayF
         assert "Next page" not in second.text
         none = await browser_like.get("/console/tasks", params={"model": "seedance-2"})
         assert "No tasks." in none.text
+        exported = await browser_like.get("/console/tasks.csv", params={"state": "waiting"})
+        assert exported.headers["content-type"].startswith("text/csv")
+        assert len(exported.text.strip().splitlines()) == 1 + 21
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_playground_prices_a_request_as_the_gateway_reserves_it(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway = start_gateway(channel_margins={"kie": "1.333333"})
+    key = await gateway.account_with_key("gus")
+    body = {
+        "model": "seedance-2",
+        "prompt": "a street at night, as in the reference",
+        "resolution": "720p",
+        "duration": 7,
+        "reference_video_urls": ["https://example.com/reference.mp4"],
+    }
+    async with gateway.client() as browser_like:
+        token = _csrf((await browser_like.get("/console/sign-in")).text)
+        await browser_like.post("/console/sign-in", data={"csrf": token, "secret": key})
+        token = _csrf((await browser_like.get("/console/playground")).text)
+        refused = await browser_like.post("/console/api/quote", json=body)
+        assert refused.status_code == 403
+        quoted = await browser_like.post(
+            "/console/api/quote", json=body, headers={"x-csrf-token": token}
+        )
+        assert quoted.status_code == 200, quoted.text
+        price = quoted.json()
+        assert price["tier"] == "720p_with_video"
+        wrong = await browser_like.post(
+            "/console/api/quote", json={**body, "duration": 99}, headers={"x-csrf-token": token}
+        )
+        assert wrong.status_code == 400
+        assert wrong.json()["param"] == "duration"
+        assert (await browser_like.post("/console/api/tasks", json=body)).status_code == 403
+    async with gateway.client(key) as client:
+        created = await client.post("/v1/videos/generations", json=body)
+        assert created.status_code == 202, created.text
+        task = (await client.get(f"/v1/tasks/{created.json()['task_id']}")).json()
+    # 125,000 micro-USDC a second x 7 s x 1.333333, rounded half up once: 1,166,666.375. The
+    # catalogue's per-second price, rounded first (166,667), would have said 1,166,669.
+    assert task["billing"]["reserve_amount_micro_usdc"] == price["cost_micro_usdc"] == 1_166_666

@@ -219,8 +219,9 @@ def _filter_values(current: Visit, operator: bool) -> dict[str, str]:
     return {name: query.get(name, "").strip() for name in names}
 
 
-@router.get("/tasks")
-async def tasks(current: Current) -> Response:
+async def _task_filter(current: Visit) -> tuple[bool, dict[str, str], TaskFilter]:
+    """Whether the operator asks, the filters as given, and the tasks they select: the
+    developer's own account always; for the operator, any account, key, state and model."""
     operator = current.who is Who.OPERATOR
     account_id = None
     if operator:
@@ -228,8 +229,6 @@ async def tasks(current: Current) -> Response:
     else:
         account_id = current.developer().account_id
     values = _filter_values(current, operator)
-    if operator and values["task_id"]:
-        return current.redirect(f"{PATH}/tasks/{values['task_id']}")
     if values["state"] and values["state"] not in _STATES:
         raise InvalidRequest("state", "state must be one of: " + ", ".join(_STATES))
     if operator and values["account"]:
@@ -240,22 +239,28 @@ async def tasks(current: Current) -> Response:
         state=TaskState(values["state"]) if values["state"] else None,
         model=values["model"] or None,
     )
+    return operator, values, where
+
+
+@router.get("/tasks")
+async def tasks(current: Current) -> Response:
+    operator, values, where = await _task_filter(current)
+    if operator and values["task_id"]:
+        return current.redirect(f"{PATH}/tasks/{values['task_id']}")
     page = await current.api.services.usage.task_page(where, values["after"] or None, DEFAULT_LIMIT)
-    rows = [_task_row(record) for record in page.items]
+    kept = {k: v for k, v in values.items() if v and k not in ("after", "task_id")}
     more = None
     if page.has_more:
-        kept = {k: v for k, v in values.items() if v and k != "after"}
         more = f"{PATH}/tasks?" + urlencode({**kept, "after": page.items[-1].id})
     return current.page(
         "tasks.html",
-        rows=rows,
+        rows=[_task_row(record) for record in page.items],
         values=values,
         states=_STATES,
         models=list(MODELS),
         more=more,
         operator=operator,
-        csv=f"{PATH}/tasks.csv?"
-        + urlencode({k: v for k, v in values.items() if v and k in ("state", "model")}),
+        csv=f"{PATH}/tasks.csv?" + urlencode(kept),
     )
 
 
@@ -288,20 +293,15 @@ async def task_page(current: Current, task_id: str) -> Response:
 
 @router.get("/tasks.csv")
 async def tasks_csv(current: Current) -> Response:
-    key = current.developer()
-    values = _filter_values(current, False)
-    where = TaskFilter(
-        account_id=key.account_id,
-        state=TaskState(values["state"]) if values["state"] in _STATES else None,
-        model=values["model"] or None,
-    )
+    """Every task the filters select, as ``GET /v1/tasks`` (or ``/admin/tasks``) exports them."""
+    operator, _, where = await _task_filter(current)
     view = current.api.bodies.view
     now_s = int(time.time())
     return current.finish(
         await exports.streamed(
-            exports.TASK_COLUMNS,
+            exports.ADMIN_TASK_COLUMNS if operator else exports.TASK_COLUMNS,
             current.api.services.usage.task_chunks(where, None),
-            lambda record: exports.task_row(view.resource(record, now_s)[0], record),
+            lambda record: exports.task_row(view.resource(record, now_s)[0], record, operator),
             "tasks.csv",
         )
     )
@@ -374,7 +374,9 @@ async def ledger_csv(current: Current) -> Response:
 async def keys(current: Current) -> Response:
     account = await current.account()
     shown = await current.api.services.accounts.show(account.name)
-    return current.page("keys.html", account=account, keys=shown.keys, issued=None)
+    return current.page(
+        "keys.html", account=account, keys=shown.keys, issued=None, mine=current.developer().id
+    )
 
 
 @router.post("/keys")
@@ -385,7 +387,14 @@ async def create_key(current: Current) -> Response:
     issued = await services.accounts.create_key(account.name)
     shown = await services.accounts.show(account.name)
     # The secret is in this one response only; the page is never cached (no-store).
-    return current.page("keys.html", 201, account=account, keys=shown.keys, issued=issued)
+    return current.page(
+        "keys.html",
+        201,
+        account=account,
+        keys=shown.keys,
+        issued=issued,
+        mine=current.developer().id,
+    )
 
 
 @router.post("/keys/{key_id}/revoke")
