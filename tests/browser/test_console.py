@@ -340,6 +340,11 @@ async def test_what_the_console_refuses(start_gateway: GatewayFactory) -> None:
         assert "httponly" in cookie_header
         assert "samesite=strict" in cookie_header
         assert "path=/console" in cookie_header
+        assert "secure" not in cookie_header
+        # Behind a proxy on this machine that terminates https, the cookie is Secure.
+    async with gateway.client() as proxy:
+        proxied = await proxy.get("/console/sign-in", headers={"x-forwarded-proto": "https"})
+        assert "; secure" in proxied.headers["set-cookie"].lower()
 
 
 async def test_no_console_turns_it_off(start_gateway: GatewayFactory) -> None:
