@@ -13,7 +13,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, Route, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Response,
+    Route,
+    async_playwright,
+    expect,
+)
 
 from tests.conftest import ADMIN_TOKEN, GatewayFactory, RunningGateway
 
@@ -52,6 +60,7 @@ class Offline:
         page = await self.context.new_page()
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("response", self._response)
         await page.route("**/*", self._route)
         self.page = page
         return page
@@ -68,9 +77,14 @@ class Offline:
             await route.continue_()
 
     def _console(self, message: ConsoleMessage) -> None:
-        # A status the test expects (a 401 at sign-in, a 403) is logged as a failed resource.
+        # A page answered with the status the test expects (a 401 at sign-in) is logged as a
+        # failed resource; a script, style or request that failed is caught by _response.
         if message.type == "error" and "status of" not in message.text:
             self.errors.append(message.text)
+
+    def _response(self, response: Response) -> None:
+        if response.status >= 400 and response.request.resource_type != "document":
+            self.errors.append(f"{response.status} for {response.url}")
 
     async def sign_in(self, secret: str) -> None:
         await self.page.goto(f"{self.base}/console")
