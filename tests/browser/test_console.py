@@ -333,6 +333,8 @@ async def test_what_the_console_refuses(start_gateway: GatewayFactory) -> None:
             wrong = await browser_like.post(path, data={"csrf": "0" * 64})
             assert wrong.status_code == 403, path
         assert (await browser_like.post("/console/api/quote", json={})).status_code == 403
+        huge = await browser_like.post("/console/keys", data={"csrf": token, "x": "y" * 70_000})
+        assert huge.status_code == 413
         made = await browser_like.post("/console/keys", data={"csrf": token})
         assert made.status_code == 201
         assert "this session's key" in made.text

@@ -1,6 +1,6 @@
 """The console's server side without a browser: the operator's dashboard counts creates and
-completions per minute, and tasks by state, on both databases; the task list pages with its
-filters kept."""
+completions per minute, and tasks by state, and lists accounts, on both databases; the task
+list pages with its filters kept; the playground prices as the gateway reserves."""
 
 from __future__ import annotations
 
@@ -43,6 +43,11 @@ async def test_the_dashboard_counts_what_was_created_and_ended_this_minute(
         )
         assert signed_in.status_code == 303
         page = await browser_like.get("/console/dashboard")
+        listed = await browser_like.get("/console/accounts")
+        assert listed.status_code == 200
+        assert '<a href="/console/accounts/erin">erin</a>' in listed.text
+        opened = await browser_like.get("/console/accounts/erin")
+        assert task_id in opened.text
     assert page.status_code == 200
     found = re.search(r'id="charts" data-json="([^"]*)"', page.text)
     assert found is not None

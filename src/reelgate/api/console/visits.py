@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from reelgate.api.console.sessions import COOKIE, PATH, Session, Sessions, Who
 from reelgate.api.errors import ANSWERS, INTERNAL
+from reelgate.api.public import read_bytes
 from reelgate.api.state import ApiState, api_state
 from reelgate.domain.accounts import Account, ApiKey
 from reelgate.domain.money import micro_to_usd
@@ -152,12 +153,8 @@ class Visit:
 
     async def form(self) -> dict[str, str]:
         """A posted form's fields, once its CSRF token is found good; else a 403."""
-        declared = self.request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-            raise self.refuse(413, "The form is too large.")
-        body = await self.request.body()
-        if len(body) > MAX_FORM_BYTES:
-            raise self.refuse(413, "The form is too large.")
+        # Read as the API reads bodies: refused past the limit, before all of it arrives.
+        body = await read_bytes(self.request, MAX_FORM_BYTES)
         fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if not self.sessions.csrf_ok(self.session, fields.get("csrf")):
             raise self.refuse(
