@@ -25,7 +25,7 @@ from reelgate.api.server import serving
 from reelgate.api.state import ApiState
 from reelgate.config import Settings
 from reelgate.domain.health import gateway_id
-from reelgate.domain.secret_key import SecretKey
+from reelgate.domain.secret_key import KeyUse, SecretKey
 from reelgate.engine.process import EngineProcess
 from reelgate.services.database import open_database
 from reelgate.services.database_metrics import DatabaseMetrics
@@ -136,6 +136,9 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
         logs.never_show(key.material.hex(), services.link_key.hex())
         api = ApiState.of(services)
         app.state.api = api
+        # The console's session cookies are sealed with a key of their own: any process of
+        # this gateway opens them, and a copy of the database alone cannot forge one.
+        app.state.console_key = key.derive(KeyUse.CONSOLE_SESSIONS)
         readiness = Readiness(db, services.channels.providers)
         app.state.ops = _operations(services, key, readiness, DatabaseMetrics(db))
         observing.metrics = metrics
@@ -168,7 +171,7 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
                 await sandbox.state.sandbox.aclose()
             await db.dispose()
 
-    app, served = build_api(lifespan)
+    app, served = build_api(lifespan, console=settings.console)
     if sandbox is not None:
         app.mount(EMBEDDED_SANDBOX_PATH, sandbox)
     observing = Observing(

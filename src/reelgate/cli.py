@@ -125,6 +125,9 @@ def serve(
     engine: Annotated[
         bool, typer.Option(help="Run the task engine in this process (--no-engine: API only).")
     ] = True,
+    console: Annotated[
+        bool, typer.Option(help="Serve the web console at /console (--no-console: off).")
+    ] = True,
 ) -> None:
     """Apply migrations and start the gateway (the API and, by default, the task engine)."""
     import uvicorn
@@ -139,6 +142,7 @@ def serve(
             "host": host or settings.host,
             "port": port or settings.port,
             "run_engine": settings.run_engine and engine,
+            "console": settings.console and console,
             "access_log": settings.access_log or access_log,
         }
     )
@@ -159,6 +163,8 @@ def serve(
             f"\n  Admin token (shown once; keep it, it is stored only as a hash):\n  {token}\n"
         )
     _configure_logging(settings)
+    if settings.console:
+        typer.echo(f"console: {settings.loopback_url()}/console (sign in with the admin token)")
     try:
         configured = settings.channel_settings()
     except ValueError as exc:

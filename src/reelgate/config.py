@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     """The gateway's address as the upstream can reach it; when set, KIE is given a callback URL
     and tasks move the moment it calls. ``serve`` with the embedded sandbox uses its own."""
 
+    console: bool = True
+    """Whether the API serves the web console at /console (``--no-console`` turns it off)."""
+
     run_engine: bool = True
     """Whether ``serve`` runs the task engine in the same process (``--no-engine`` turns it off)."""
     engine_first_poll_s: float = Field(default=2.0, gt=0)

@@ -23,15 +23,17 @@ from reelgate.api import (
     public,
     webhooks,
 )
+from reelgate.api import console as web_console
 from reelgate.api.hot_paths import HotPaths
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
+def build_api(lifespan: Lifespan, *, console: bool = True) -> tuple[FastAPI, HotPaths]:
     """The FastAPI app, and the ASGI app to serve: the app behind the hot paths.
     ``lifespan`` must set ``app.state.api`` (an :class:`~reelgate.api.state.ApiState`) and
-    ``app.state.ops`` (an :class:`~reelgate.api.operations.Operations`)."""
+    ``app.state.ops`` (an :class:`~reelgate.api.operations.Operations`), and, with ``console``,
+    ``app.state.console_key`` (the key that seals the console's sessions)."""
     app = FastAPI(
         title="reelgate",
         version=reelgate.__version__,
@@ -43,6 +45,8 @@ def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
     )
     errors.install(app)
     docs.install(app)
+    if console:
+        web_console.install(app)
     app.include_router(public.router)
     app.include_router(lists.router)
     app.include_router(events.router)

@@ -38,12 +38,15 @@ class Auth:
     async def key(self, authorization: str | None, kind: str = READS) -> ApiKey:
         """The active key the header carries, or Unauthorized (``key_expired`` past its
         expiry); RateLimited when the key has sent more requests of ``kind`` than its rate."""
-        secret = bearer_secret(authorization)
-        key_hash = hash_secret(secret)
+        return await self.key_by_hash(hash_secret(bearer_secret(authorization)), kind)
+
+    async def key_by_hash(self, key_hash: str, kind: str = READS) -> ApiKey:
+        """The active key with this hash, as :meth:`key` checks it: what a console session
+        holds, so that revoking the key ends its sessions too."""
         key = self.keys.get(key_hash)
         if key is None:
             ticket = self.keys.ticket(key_hash)
-            key = await self.accounts.find_key(secret)
+            key = await self.accounts.find_key_by_hash(key_hash)
             if key is not None:
                 self.keys.fill(key_hash, key, ticket)
         if key is None:

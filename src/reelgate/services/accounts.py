@@ -23,6 +23,7 @@ from reelgate.domain.limits import (
     parse_expires_in,
     parse_rate,
 )
+from reelgate.domain.listing import Page, page_of
 from reelgate.domain.money import CREDIT, MAX_BALANCE_USD, OPENING_CREDIT, UsdAmount
 from reelgate.errors import Conflict, InvalidRequest, NotFound
 from reelgate.store.accounts import AccountStore
@@ -201,6 +202,13 @@ class AccountService:
     async def find_key(self, secret: str) -> ApiKey | None:
         """The key with this secret, revoked or not; None when there is none."""
         return await self.store.find_key(hash_secret(secret))
+
+    async def find_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return await self.store.find_key(key_hash)
+
+    async def page(self, after: str | None, limit: int) -> Page[Account]:
+        """Accounts by name, ``limit`` at a time, continuing after the name ``after``."""
+        return page_of(await self.store.by_name(after, limit + 1), limit)
 
     async def webhook_secret(self, account_id: str) -> str:
         return (await self.store.by_id(account_id)).webhook_secret

@@ -17,7 +17,7 @@ from reelgate.domain.channels import ChannelConfig, fails_over, may_fail_over_to
 from reelgate.domain.idempotency import Claim, StoredAnswer, replay
 from reelgate.domain.ids import is_id, new_id
 from reelgate.domain.limits import period_start
-from reelgate.domain.pricing import PriceBook, with_margin
+from reelgate.domain.pricing import PriceBook, Quote, with_margin
 from reelgate.domain.request import VideoGenerationRequest, parse_request
 from reelgate.domain.task import NewTask, Submission, TaskRecord
 from reelgate.errors import (
@@ -108,9 +108,7 @@ class TaskService:
         first = plan[0]
         model = MODELS[request.model]
         now_ms = self._now_ms()
-        quote = self.prices.quote(
-            model, request.resolution, request.video_input, request.duration, first.margin_ppm
-        )
+        quote = self._quote(request, first)
         new = NewTask(
             id=new_id("task"),
             account_id=key.account_id,
@@ -147,6 +145,20 @@ class TaskService:
                 raise
             await self._answered(key, once, record, None)
             return submitted
+
+    async def quote(self, request: VideoGenerationRequest) -> Quote:
+        """What accepting ``request`` now would reserve, at the channel a create would try
+        first: the console shows it before a create."""
+        return self._quote(request, (await self.channels.plan(request))[0])
+
+    def _quote(self, request: VideoGenerationRequest, channel: ChannelConfig) -> Quote:
+        return self.prices.quote(
+            MODELS[request.model],
+            request.resolution,
+            request.video_input,
+            request.duration,
+            channel.margin_ppm,
+        )
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -208,13 +220,7 @@ class TaskService:
         )
         for channel in plan:
             if channel.id != record.channel:
-                quote = self.prices.quote(
-                    MODELS[request.model],
-                    request.resolution,
-                    request.video_input,
-                    request.duration,
-                    channel.margin_ppm,
-                )
+                quote = self._quote(request, channel)
                 price = with_margin(quote.price_per_second_micro_usdc, quote.margin_ppm)
                 if not may_fail_over_to(price, reserved_price):
                     continue
@@ -294,5 +300,13 @@ class TaskService:
         if is_id("task", task_id):
             record = await self.store.get(task_id)
             if record is not None and record.account_id == account_id:
+                return record
+        raise NotFound(f"no task {task_id[:100]!r}")
+
+    async def get_any(self, task_id: str) -> TaskRecord:
+        """The task, whichever account it belongs to: for the operator."""
+        if is_id("task", task_id):
+            record = await self.store.get(task_id)
+            if record is not None:
                 return record
         raise NotFound(f"no task {task_id[:100]!r}")

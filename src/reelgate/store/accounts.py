@@ -168,6 +168,14 @@ class AccountStore:
         async with self.db.read() as conn:
             return await _account_by_name(conn, self.db.sealer, name)
 
+    async def by_name(self, after: str | None, limit: int) -> list[Account]:
+        """Up to ``limit`` accounts in the order of their names, after the name ``after``."""
+        query = sa.select(accounts).order_by(accounts.c.name).limit(limit)
+        if after is not None:
+            query = query.where(accounts.c.name > after)
+        async with self.db.read() as conn:
+            return [account_of(row, self.db.sealer) for row in await conn.execute(query)]
+
     async def by_id(self, account_id: str) -> Account:
         async with self.db.read() as conn:
             row = (
