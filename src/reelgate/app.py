@@ -171,7 +171,11 @@ def create_app(settings: Settings, provider: Provider | None = None) -> ASGIApp:
                 await sandbox.state.sandbox.aclose()
             await db.dispose()
 
-    app, served = build_api(lifespan, console=settings.console)
+    app, served = build_api(
+        lifespan,
+        console=settings.console,
+        channel_ids=[channel.id for channel in upstream.channels if channel.enabled],
+    )
     if sandbox is not None:
         app.mount(EMBEDDED_SANDBOX_PATH, sandbox)
     observing = Observing(

@@ -604,3 +604,15 @@ async def test_the_client_controls_errors_are_documented_and_served_as_documente
         _assert_served_as_documented(document, create, "post", answer, status)
     parameters = document["paths"][create]["post"]["parameters"]
     assert [p["name"] for p in parameters if p["in"] == "header"] == ["Idempotency-Key"]
+
+
+async def test_the_create_schema_names_the_channels_a_create_may_pin(
+    gateway: RunningGateway,
+) -> None:
+    async with gateway.client() as client:
+        document = (await client.get("/openapi.json")).json()
+    channel_id = document["components"]["schemas"]["VideoGenerationRequest"]["properties"][
+        "channel_id"
+    ]
+    # The embedded default has one channel, `kie`: any other slug is refused with a 400.
+    assert channel_id["anyOf"] == [{"type": "string", "enum": ["kie"]}, {"type": "null"}]

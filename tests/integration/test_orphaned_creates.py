@@ -137,14 +137,16 @@ async def test_an_orphaned_create_is_found_again_by_its_callback_and_never_resen
     sandbox = start_sandbox(
         generating_s=4,
         hang_s=30,
-        callback_retry_s=5,
+        # Three attempts, the last about 20 s after the create: a restart slowed by a busy
+        # machine is still back in time.
+        callback_retry_s=8,
         faults={"create": {"timeout_after_create": 1.0}},
     )
     port = free_port()
     env = _env(database_url, sandbox, tmp_path, REELGATE_PUBLIC_URL=f"http://127.0.0.1:{port}")
     await _orphan_a_create(env, port, sandbox, database_url)
     async with serve(env, port):
-        task = await _until_ended(database_url, 30)
+        task = await _until_ended(database_url, 45)
     assert (task["state"], task["submission"], task["billing_status"]) == (
         "success",
         "accepted",

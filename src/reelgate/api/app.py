@@ -3,7 +3,7 @@ serves with is handed to it at start (``app.state.api``); it is never built at i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -29,8 +29,11 @@ from reelgate.api.hot_paths import HotPaths
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def build_api(lifespan: Lifespan, *, console: bool = True) -> tuple[FastAPI, HotPaths]:
-    """The FastAPI app, and the ASGI app to serve: the app behind the hot paths.
+def build_api(
+    lifespan: Lifespan, *, console: bool = True, channel_ids: Sequence[str] = ()
+) -> tuple[FastAPI, HotPaths]:
+    """The FastAPI app, and the ASGI app to serve: the app behind the hot paths. The OpenAPI
+    document names ``channel_ids`` as the channels a create may pin.
     ``lifespan`` must set ``app.state.api`` (an :class:`~reelgate.api.state.ApiState`) and
     ``app.state.ops`` (an :class:`~reelgate.api.operations.Operations`), and, with ``console``,
     ``app.state.console_key`` (the key that seals the console's sessions)."""
@@ -65,7 +68,7 @@ def build_api(lifespan: Lifespan, *, console: bool = True) -> tuple[FastAPI, Hot
                 routes=[*app.routes, *public.create_router.routes],
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(public.request_schema_components())
+            components.update(public.request_schema_components(channel_ids))
             # Invalid input is answered 400 with reelgate's error body, never FastAPI's 422
             # (the one 422 is a create's reused Idempotency-Key, in reelgate's error body).
             for path in schema.get("paths", {}).values():

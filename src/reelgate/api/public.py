@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Security
@@ -187,8 +189,14 @@ async def get_model(request: Request, model_id: str) -> Response:
     return json_response(body)
 
 
-def request_schema_components() -> dict[str, object]:
-    """The create body's JSON schema and the models it refers to, for the OpenAPI document."""
-    schema = dict(REQUEST_SCHEMA)
+def request_schema_components(channel_ids: Sequence[str] = ()) -> dict[str, object]:
+    """The create body's JSON schema and the models it refers to, for the OpenAPI document;
+    ``channel_id`` names this deployment's enabled channels, the only ones it accepts."""
+    schema = copy.deepcopy(REQUEST_SCHEMA)
+    if channel_ids:
+        schema["properties"]["channel_id"]["anyOf"] = [
+            {"type": "string", "enum": list(channel_ids)},
+            {"type": "null"},
+        ]
     defs = schema.pop("$defs", {})
     return {"VideoGenerationRequest": schema, **defs}
