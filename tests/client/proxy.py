@@ -9,7 +9,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -53,6 +53,8 @@ class Proxy:
     connections: int = 0
     requests: list[bytes] = field(default_factory=list)
     """The first line of every request the proxy saw."""
+    heads: list[bytes] = field(default_factory=list)
+    """The head (request line and headers) of each connection's first request."""
 
     def then(self, *actions: Action) -> Proxy:
         self.actions.extend(actions)
@@ -103,6 +105,7 @@ class _Relay:
             if not head:
                 return
             self.proxy.requests.append(head.split(b"\r\n", 1)[0])
+            self.proxy.heads.append(head.split(b"\r\n\r\n", 1)[0])
             if isinstance(action, Refuse):
                 self.client.sendall(_refusal(action))
                 return
@@ -123,10 +126,8 @@ class _Relay:
         except OSError:
             pass
         finally:
-            try:
+            with suppress(OSError):
                 server.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
 
     def _server_to_client(self, server: socket.socket, action: Action) -> None:
         sent = 0
@@ -174,9 +175,7 @@ def proxy_to(base_url: str) -> Iterator[Proxy]:
     finally:
         stopping.set()
         # Shutting the socket down wakes the blocked accept(); closing alone may not.
-        try:
+        with suppress(OSError):
             listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         listener.close()
         thread.join(timeout=5)

@@ -20,6 +20,7 @@ from reelgate_client import (
 )
 from tests.client.conftest import TEXT, TEXT_COST, new_key, video_stream
 from tests.conftest import GatewayFactory, RunningGateway
+from tests.integration.engine_helpers import FAST_ENGINE
 
 
 def test_generate_creates_waits_and_downloads_a_video_ffprobe_decodes(
@@ -65,7 +66,8 @@ def test_create_retrieve_wait_by_events_and_by_polling_then_download(
     by_polling = rg.tasks.wait(polled.task_id, timeout=60, on_update=seen.append, use_events=False)
     assert (by_events.state, by_polling.state) == ("success", "success")
     assert seen[-1].state == "success"
-    assert by_events.urls and by_events.urls[0].startswith(rg.config.base_url)
+    assert by_events.urls
+    assert by_events.urls[0].startswith(rg.config.base_url)
 
     path = rg.tasks.download(by_polling.task_id, tmp_path / "polled.mp4")
     assert path == tmp_path / "polled.mp4"
@@ -102,12 +104,12 @@ def test_a_failed_task_raises_task_failed_carrying_it(
     start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch, quick_sandbox: Path
 ) -> None:
     monkeypatch.setenv("REELGATE_SANDBOX_FAIL_SHARE", "1.0")
-    from tests.integration.engine_helpers import FAST_ENGINE
-
     gateway = start_gateway(**FAST_ENGINE)
-    with Reelgate(base_url=gateway.base_url, api_key=new_key(gateway, "unlucky")) as client:
-        with pytest.raises(TaskFailed) as raised:
-            client.videos.generate(**TEXT, timeout=60)
+    with (
+        Reelgate(base_url=gateway.base_url, api_key=new_key(gateway, "unlucky")) as client,
+        pytest.raises(TaskFailed) as raised,
+    ):
+        client.videos.generate(**TEXT, timeout=60)
     failed = raised.value.task
     assert failed.state == "fail"
     assert failed.billing is not None

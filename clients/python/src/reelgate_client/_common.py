@@ -21,7 +21,9 @@ DEFAULT_BASE_URL: Final = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S: Final = 60.0
 STREAM_IDLE_S: Final = 40.0
 """How long an event stream may stay silent: the gateway sends a keep-alive every 15 s."""
-CHUNK: Final = 64 * 1024
+DOWNLOAD_HEADERS: Final = {"accept": "*/*", "accept-encoding": "identity"}
+"""Raw bytes, read as they arrive: a resumed download counts exactly the bytes on disk, which
+neither a compressed body nor a chunk buffered by the reader would allow."""
 
 OnUpdate = Callable[[Task], object]
 OnProgress = Callable[[int, int | None], object]

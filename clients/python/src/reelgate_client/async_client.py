@@ -313,7 +313,7 @@ class Tasks:
             while True:
                 try:
                     async with http.client.stream(
-                        "GET", url, headers={"accept": "*/*", **state.range_headers()}
+                        "GET", url, headers={**common.DOWNLOAD_HEADERS, **state.range_headers()}
                     ) as response:
                         if response.status_code in retries.RETRY_STATUSES and (
                             failures < http.config.max_retries
@@ -329,7 +329,7 @@ class Tasks:
                         if not state.start(response):
                             await asyncio.to_thread(file.truncate, 0)
                             await asyncio.to_thread(file.seek, 0)
-                        async for chunk in response.aiter_bytes(common.CHUNK):
+                        async for chunk in response.aiter_raw():
                             await asyncio.to_thread(file.write, chunk)
                             state.written += len(chunk)
                             failures = 0

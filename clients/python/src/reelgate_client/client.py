@@ -307,7 +307,7 @@ class Tasks:
             while True:
                 try:
                     with http.client.stream(
-                        "GET", url, headers={"accept": "*/*", **state.range_headers()}
+                        "GET", url, headers={**common.DOWNLOAD_HEADERS, **state.range_headers()}
                     ) as response:
                         if response.status_code in retries.RETRY_STATUSES and (
                             failures < http.config.max_retries
@@ -321,7 +321,7 @@ class Tasks:
                         if not state.start(response):
                             file.seek(0)
                             file.truncate()
-                        for chunk in response.iter_bytes(common.CHUNK):
+                        for chunk in response.iter_raw():
                             file.write(chunk)
                             state.written += len(chunk)
                             failures = 0
