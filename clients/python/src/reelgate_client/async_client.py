@@ -15,6 +15,7 @@ import httpx
 
 from reelgate_client import _common as common
 from reelgate_client import errors, retries
+from reelgate_client.errors import connection_reason as _reason
 from reelgate_client.events import EventParser
 from reelgate_client.pricing import price_micro_usdc
 from reelgate_client.types import Account, Model, Page, Task, Usage
@@ -49,7 +50,9 @@ class _Http:
                 )
             except httpx.TransportError as exc:
                 if attempt >= self.config.max_retries:
-                    raise errors.APIConnectionError(f"{method} {path}: {exc!r}") from exc
+                    raise errors.APIConnectionError(
+                        f"{method} {self.config.base_url}{path}: {_reason(exc)}"
+                    ) from exc
                 await asyncio.sleep(retries.delay_s(attempt))
                 attempt += 1
                 continue
@@ -239,7 +242,7 @@ class Tasks:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise errors.WaitTimeout(task_id, 0) from exc
                 if failures >= http.config.max_retries:
-                    raise errors.APIConnectionError(f"GET {path}: {exc!r}") from exc
+                    raise errors.APIConnectionError(f"GET {path}: {_reason(exc)}") from exc
                 await asyncio.sleep(retries.delay_s(failures))
                 failures += 1
                 continue
@@ -338,7 +341,7 @@ class Tasks:
                 except httpx.TransportError as exc:
                     if failures >= http.config.max_retries:
                         part.unlink(missing_ok=True)
-                        raise errors.APIConnectionError(f"GET {url}: {exc!r}") from exc
+                        raise errors.APIConnectionError(f"GET {url}: {_reason(exc)}") from exc
                     await asyncio.sleep(retries.delay_s(failures))
                     failures += 1
                     continue

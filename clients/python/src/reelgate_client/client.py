@@ -14,6 +14,7 @@ import httpx
 
 from reelgate_client import _common as common
 from reelgate_client import errors, retries
+from reelgate_client.errors import connection_reason as _reason
 from reelgate_client.events import EventParser
 from reelgate_client.pricing import price_micro_usdc
 from reelgate_client.types import Account, Model, Page, Task, Usage
@@ -48,7 +49,9 @@ class _Http:
                 )
             except httpx.TransportError as exc:
                 if attempt >= self.config.max_retries:
-                    raise errors.APIConnectionError(f"{method} {path}: {exc!r}") from exc
+                    raise errors.APIConnectionError(
+                        f"{method} {self.config.base_url}{path}: {_reason(exc)}"
+                    ) from exc
                 time.sleep(retries.delay_s(attempt))
                 attempt += 1
                 continue
@@ -234,7 +237,7 @@ class Tasks:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise errors.WaitTimeout(task_id, 0) from exc
                 if failures >= http.config.max_retries:
-                    raise errors.APIConnectionError(f"GET {path}: {exc!r}") from exc
+                    raise errors.APIConnectionError(f"GET {path}: {_reason(exc)}") from exc
                 time.sleep(retries.delay_s(failures))
                 failures += 1
                 continue
@@ -330,7 +333,7 @@ class Tasks:
                 except httpx.TransportError as exc:
                     if failures >= http.config.max_retries:
                         part.unlink(missing_ok=True)
-                        raise errors.APIConnectionError(f"GET {url}: {exc!r}") from exc
+                        raise errors.APIConnectionError(f"GET {url}: {_reason(exc)}") from exc
                     time.sleep(retries.delay_s(failures))
                     failures += 1
                     continue

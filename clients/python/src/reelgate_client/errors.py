@@ -130,6 +130,11 @@ _BY_STATUS: dict[int, type[ReelgateError]] = {
 }
 
 
+def connection_reason(exc: httpx.TransportError) -> str:
+    """What went wrong on the wire, in words: the exception's message, else its kind."""
+    return str(exc) or type(exc).__name__
+
+
 def retry_after_s(response: httpx.Response) -> float | None:
     """``Retry-After`` in seconds (the delay form; an HTTP date is rare from reelgate and read
     as absent)."""

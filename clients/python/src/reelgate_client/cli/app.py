@@ -55,7 +55,8 @@ def _out() -> Console:
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    # Messages are not wrapped: they are read by people and by scripts alike.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _client(ctx: typer.Context) -> Reelgate:
@@ -255,12 +256,13 @@ def tasks_list(
             t.state,
             t.model,
             f"{t.progress}",
-            display.cost_text(t),
+            display.cost_usd(t),
             _when(t.created_at),
         ]
         for t in tasks
     ]
-    console.print(display.table(None, ["task", "state", "model", "%", "cost", "created"], rows))
+    columns = ["task", "state", "model", "%", "cost USD", "created (UTC)"]
+    console.print(display.table(None, columns, rows))
 
 
 def _when(unix_s: int | None) -> str:

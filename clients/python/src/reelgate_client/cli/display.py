@@ -23,6 +23,16 @@ from reelgate_client.pricing import usd
 from reelgate_client.types import Task
 
 
+def cost_usd(task: Task) -> str:
+    """The money of a task in a table cell: charged, else reserved, else nothing."""
+    billing = task.billing
+    if billing is None or billing.status == "released":
+        return "0.00"
+    if billing.status == "committed":
+        return usd(billing.actual_amount_micro_usdc)
+    return usd(billing.reserve_amount_micro_usdc)
+
+
 def cost_text(task: Task) -> str:
     billing = task.billing
     if billing is None:
@@ -151,8 +161,13 @@ def print_json(console: Console, value: Any) -> None:
 
 def table(title: str | None, columns: list[str], rows: list[list[str]]) -> Table:
     out = Table(title=title)
-    for column in columns:
-        out.add_column(column, justify="right" if column.endswith(("USD", "s", "%")) else "left")
+    for index, column in enumerate(columns):
+        # The first column is an id to copy: never wrapped, whatever the width.
+        out.add_column(
+            column,
+            justify="right" if column.endswith(("USD", "s", "%")) else "left",
+            no_wrap=index == 0,
+        )
     for row in rows:
         out.add_row(*row)
     return out
