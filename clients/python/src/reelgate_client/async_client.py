@@ -118,8 +118,6 @@ class Videos:
             channel_id=channel_id,
             **fields,
         )
-        if on_update is not None:
-            on_update(task)
         task = await self._client.tasks.wait(task.task_id, timeout=timeout, on_update=on_update)
         if task.state == "fail":
             raise errors.TaskFailed(task)

@@ -132,9 +132,10 @@ def main_options(
 
 
 def _follow(rg: Reelgate, task: Task, timeout: float, as_json: bool) -> Task:
+    # The first event of the task's stream is shown, not the create's envelope: it has the
+    # billing too.
     view = display.task_view(_out(), as_json)
     try:
-        view.update(task)
         return rg.tasks.wait(task.task_id, timeout=timeout, on_update=view.update)
     finally:
         view.close()
