@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 import time
@@ -92,7 +93,9 @@ def test_reel_generate_without_a_terminal_prints_plain_lines(
     assert result.returncode == 0, result
     lines = result.stdout.splitlines()
     assert lines[0] == "price: 0.31 USD (310000 micro-USDC)"
-    assert lines[1].startswith("task_") and " waiting 0% " in lines[1]
+    assert re.fullmatch(
+        r"task_\w+ (waiting|queuing|generating) \d+% \d+s reserved 0.31 USD", lines[1]
+    )
     assert any(" success 100% " in line for line in lines)
     assert "\x1b[" not in result.stdout  # no terminal, no escape codes
     assert f"saved {tmp_path / 'beach.mp4'}" in lines or "saved beach.mp4" in lines

@@ -130,3 +130,29 @@ def test_a_download_cut_off_mid_file_resumes_with_range(
     assert progress == sorted(progress)
     assert video_stream(path)["codec_name"] == "h264"
     assert sorted(p.name for p in downloads.iterdir()) == ["resumed.mp4", "whole.mp4"]
+
+
+def test_wait_falls_back_to_polling_when_the_event_stream_is_refused(
+    live: RunningGateway, key: str, rg: Reelgate
+) -> None:
+    task = rg.videos.create(**TEXT)
+    with proxy_to(live.base_url) as proxy:
+        proxy.then(Refuse(503))
+        with Reelgate(base_url=proxy.url, api_key=key, max_retries=0) as client:
+            done = client.tasks.wait(task.task_id, timeout=60)
+    assert done.state == "success"
+    assert proxy.requests[0].startswith(f"GET /v1/tasks/{task.task_id}/events ".encode())
+    assert proxy.requests[1].startswith(f"GET /v1/tasks/{task.task_id} ".encode())
+
+
+def test_a_stream_cut_off_is_opened_again_and_followed_to_the_final_state(
+    live: RunningGateway, key: str, rg: Reelgate
+) -> None:
+    task = rg.videos.create(**TEXT)
+    with proxy_to(live.base_url) as proxy:
+        # The answer's head and the start of the first event, then nothing.
+        proxy.then(CutAfter(300))
+        with Reelgate(base_url=proxy.url, api_key=key) as client:
+            seen = list(client.tasks.stream(task.task_id, timeout=60))
+    assert seen[-1].state == "success"
+    assert proxy.count(f"GET /v1/tasks/{task.task_id}/events ".encode()) == 2
