@@ -184,10 +184,12 @@ class Tasks:
         """The task now and after every change of state or progress, from its event stream,
         until it ends. A dropped stream is resumed (``Last-Event-ID``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        async for task in self._stream(task_id, deadline):
+        async for task in self._stream(task_id, deadline, timeout):
             yield task
 
-    async def _stream(self, task_id: str, deadline: float | None) -> AsyncIterator[Task]:
+    async def _stream(
+        self, task_id: str, deadline: float | None, timeout: float | None
+    ) -> AsyncIterator[Task]:
         http = self._client._http
         path = f"{common.task_path(task_id)}/events"
         last_id: str | None = None
@@ -199,10 +201,10 @@ class Tasks:
             read_s = common.STREAM_IDLE_S
             if deadline is not None:
                 read_s = max(0.01, min(read_s, deadline - time.monotonic()))
-            timeout = httpx.Timeout(http.config.timeout, read=read_s)
+            limits = httpx.Timeout(http.config.timeout, read=read_s)
             try:
                 async with http.client.stream(
-                    "GET", path, headers=headers, timeout=timeout
+                    "GET", path, headers=headers, timeout=limits
                 ) as response:
                     if response.status_code == 204:
                         return  # the final event was seen already
@@ -221,7 +223,7 @@ class Tasks:
                         if deadline is not None:
                             remaining = deadline - time.monotonic()
                             if remaining <= 0:
-                                raise errors.WaitTimeout(task_id, 0)
+                                raise errors.WaitTimeout(task_id, timeout or 0)
                             # httpcore reads the read timeout afresh on every network read:
                             # lowering it keeps a silent stream from outlasting the deadline.
                             response.request.extensions["timeout"]["read"] = max(
@@ -238,7 +240,7 @@ class Tasks:
                             return
             except httpx.TransportError as exc:
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise errors.WaitTimeout(task_id, 0) from exc
+                    raise errors.WaitTimeout(task_id, timeout or 0) from exc
                 if failures >= http.config.max_retries:
                     raise errors.APIConnectionError(f"GET {path}: {_reason(exc)}") from exc
                 await asyncio.sleep(retries.delay_s(failures))
@@ -273,7 +275,7 @@ class Tasks:
 
         if use_events:
             try:
-                async for task in self._stream(task_id, deadline):
+                async for task in self._stream(task_id, deadline, timeout):
                     seen(task)
                     if task.is_final:
                         return task

@@ -182,9 +182,11 @@ class Tasks:
         """The task now and after every change of state or progress, from its event stream,
         until it ends. A dropped stream is resumed (``Last-Event-ID``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        yield from self._stream(task_id, deadline)
+        yield from self._stream(task_id, deadline, timeout)
 
-    def _stream(self, task_id: str, deadline: float | None) -> Iterator[Task]:
+    def _stream(
+        self, task_id: str, deadline: float | None, timeout: float | None
+    ) -> Iterator[Task]:
         http = self._client._http
         path = f"{common.task_path(task_id)}/events"
         last_id: str | None = None
@@ -196,9 +198,9 @@ class Tasks:
             read_s = common.STREAM_IDLE_S
             if deadline is not None:
                 read_s = max(0.01, min(read_s, deadline - time.monotonic()))
-            timeout = httpx.Timeout(http.config.timeout, read=read_s)
+            limits = httpx.Timeout(http.config.timeout, read=read_s)
             try:
-                with http.client.stream("GET", path, headers=headers, timeout=timeout) as response:
+                with http.client.stream("GET", path, headers=headers, timeout=limits) as response:
                     if response.status_code == 204:
                         return  # the final event was seen already
                     if response.status_code >= 400:
@@ -216,7 +218,7 @@ class Tasks:
                         if deadline is not None:
                             remaining = deadline - time.monotonic()
                             if remaining <= 0:
-                                raise errors.WaitTimeout(task_id, 0)
+                                raise errors.WaitTimeout(task_id, timeout or 0)
                             # httpcore reads the read timeout afresh on every network read:
                             # lowering it keeps a silent stream from outlasting the deadline.
                             response.request.extensions["timeout"]["read"] = max(
@@ -233,7 +235,7 @@ class Tasks:
                             return
             except httpx.TransportError as exc:
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise errors.WaitTimeout(task_id, 0) from exc
+                    raise errors.WaitTimeout(task_id, timeout or 0) from exc
                 if failures >= http.config.max_retries:
                     raise errors.APIConnectionError(f"GET {path}: {_reason(exc)}") from exc
                 time.sleep(retries.delay_s(failures))
@@ -268,7 +270,7 @@ class Tasks:
 
         if use_events:
             try:
-                for task in self._stream(task_id, deadline):
+                for task in self._stream(task_id, deadline, timeout):
                     seen(task)
                     if task.is_final:
                         return task
