@@ -145,14 +145,14 @@ def test_wait_falls_back_to_polling_when_the_event_stream_is_refused(
     assert proxy.requests[1].startswith(f"GET /v1/tasks/{task.task_id} ".encode())
 
 
-def test_a_stream_cut_off_is_opened_again_and_followed_to_the_final_state(
+def test_a_stream_refused_or_cut_off_is_opened_again_and_followed_to_the_final_state(
     live: RunningGateway, key: str, rg: Reelgate
 ) -> None:
     task = rg.videos.create(**TEXT)
     with proxy_to(live.base_url) as proxy:
-        # The answer's head and the start of the first event, then nothing.
-        proxy.then(CutAfter(300))
+        # Refused once, then the answer's head and the start of the first event, then nothing.
+        proxy.then(Refuse(503, retry_after="0"), CutAfter(300))
         with Reelgate(base_url=proxy.url, api_key=key) as client:
             seen = list(client.tasks.stream(task.task_id, timeout=60))
     assert seen[-1].state == "success"
-    assert proxy.count(f"GET /v1/tasks/{task.task_id}/events ".encode()) == 2
+    assert proxy.count(f"GET /v1/tasks/{task.task_id}/events ".encode()) == 3

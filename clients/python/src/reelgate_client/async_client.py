@@ -208,6 +208,15 @@ class Tasks:
                 ) as response:
                     if response.status_code == 204:
                         return  # the final event was seen already
+                    if response.status_code in retries.RETRY_STATUSES and (
+                        failures < http.config.max_retries
+                    ):
+                        await response.aread()
+                        await asyncio.sleep(
+                            retries.delay_s(failures, errors.retry_after_s(response))
+                        )
+                        failures += 1
+                        continue
                     if response.status_code >= 400:
                         await response.aread()
                         raise errors.from_response(response)

@@ -203,6 +203,13 @@ class Tasks:
                 with http.client.stream("GET", path, headers=headers, timeout=limits) as response:
                     if response.status_code == 204:
                         return  # the final event was seen already
+                    if response.status_code in retries.RETRY_STATUSES and (
+                        failures < http.config.max_retries
+                    ):
+                        response.read()
+                        time.sleep(retries.delay_s(failures, errors.retry_after_s(response)))
+                        failures += 1
+                        continue
                     if response.status_code >= 400:
                         response.read()
                         raise errors.from_response(response)
