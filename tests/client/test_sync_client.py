@@ -88,7 +88,7 @@ def test_stream_yields_snapshots_until_the_final_one(rg: Reelgate) -> None:
 
 
 def test_wait_raises_wait_timeout_with_the_task_still_running(
-    start_gateway: GatewayFactory, tmp_path: Path
+    start_gateway: GatewayFactory,
 ) -> None:
     gateway = start_gateway()  # no engine: the task stays waiting
     with Reelgate(base_url=gateway.base_url, api_key=new_key(gateway, "slow")) as client:
