@@ -32,6 +32,9 @@ class RefusingProvider:
     async def probe(self) -> None:
         raise self.error
 
+    async def find_created(self, task_id: str) -> UpstreamStatus | None:
+        return None
+
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         raise AssertionError("a refused task gets no callbacks")
 
@@ -57,6 +60,9 @@ class AcceptingProvider:
 
     async def probe(self) -> None:
         """It always answers."""
+
+    async def find_created(self, task_id: str) -> UpstreamStatus | None:
+        return None
 
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         raise AssertionError("no callbacks in this test")

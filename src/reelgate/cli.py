@@ -125,6 +125,9 @@ def serve(
     engine: Annotated[
         bool, typer.Option(help="Run the task engine in this process (--no-engine: API only).")
     ] = True,
+    console: Annotated[
+        bool, typer.Option(help="Serve the web console at /console (--no-console: off).")
+    ] = True,
 ) -> None:
     """Apply migrations and start the gateway (the API and, by default, the task engine)."""
     import uvicorn
@@ -139,6 +142,7 @@ def serve(
             "host": host or settings.host,
             "port": port or settings.port,
             "run_engine": settings.run_engine and engine,
+            "console": settings.console and console,
             "access_log": settings.access_log or access_log,
         }
     )
@@ -159,11 +163,24 @@ def serve(
             f"\n  Admin token (shown once; keep it, it is stored only as a hash):\n  {token}\n"
         )
     _configure_logging(settings)
-    typer.echo(
-        "upstream: KIE at " + settings.kie_base_url
-        if settings.kie_api_key
-        else "upstream: the embedded sandbox (set REELGATE_KIE_API_KEY to create tasks at KIE)"
-    )
+    if settings.console:
+        typer.echo(f"console: {settings.loopback_url()}/console (sign in with the admin token)")
+    try:
+        configured = settings.channel_settings()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if configured is not None:
+        typer.echo(
+            "upstream channels: "
+            + ", ".join(f"{c.id} ({c.provider} at {c.base_url})" for c in configured)
+        )
+    else:
+        typer.echo(
+            "upstream: KIE at " + settings.kie_base_url
+            if settings.kie_api_key
+            else "upstream: the embedded sandbox (set REELGATE_KIE_API_KEY to create tasks at KIE)"
+        )
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -182,14 +199,26 @@ def serve(
 def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="Which upstream API to speak: kie (KIE's Market API, the default) or modelark "
+            "(ModelArk's task API, under /api/v3); else REELGATE_SANDBOX_PROTOCOL."
+        ),
+    ] = None,
 ) -> None:
-    """Run the KIE-compatible sandbox alone (timings and faults from REELGATE_SANDBOX_*)."""
+    """Run the sandbox alone (timings and faults from REELGATE_SANDBOX_*)."""
     import uvicorn
 
     from reelgate.upstream.sandbox import SandboxSettings, create_sandbox_app
 
+    if protocol not in (None, "kie", "modelark"):
+        typer.echo(f"error: --protocol must be kie or modelark, not {protocol!r}", err=True)
+        raise typer.Exit(2)
     try:
         settings = SandboxSettings()
+        if protocol is not None:
+            settings = settings.model_copy(update={"protocol": protocol})
     except ValidationError as exc:
         typer.echo(f"error: invalid REELGATE_SANDBOX_* setting:\n{exc}", err=True)
         raise typer.Exit(2) from None
@@ -210,9 +239,10 @@ def engine_command(
     from reelgate.app import run_engine
 
     settings = _settings()
-    if settings.kie_api_key is None:
+    if settings.kie_api_key is None and settings.channels is None and not settings.channels_file:
         typer.echo(
-            "error: a separate engine needs an upstream it can reach: set REELGATE_KIE_API_KEY "
+            "error: a separate engine needs an upstream it can reach: set REELGATE_CHANNELS or "
+            "REELGATE_KIE_API_KEY "
             "(and REELGATE_KIE_BASE_URL for a `reelgate sandbox`); the embedded sandbox lives "
             "inside `reelgate serve`",
             err=True,
@@ -291,16 +321,148 @@ def accounts_show(name: str, as_json: JsonFlag = False) -> None:
     _print_json(out) if as_json else _print_account(out)
 
 
+RateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rate", help="Requests per s, min or h, creates and reads each: 5/s. 'none' removes it."
+    ),
+]
+BurstOption = Annotated[
+    int | None,
+    typer.Option(
+        "--burst", help="Requests at once after a quiet spell (default: the rate's count)."
+    ),
+]
+InFlightOption = Annotated[
+    str | None,
+    typer.Option("--max-in-flight", help="Tasks not yet final, at most. 'none' removes it."),
+]
+ModelsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--models", help="Models the key may use: seedance-2-fast,seedance-2. 'none' removes it."
+    ),
+]
+BudgetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--budget-usd", help="Spending cap per UTC day, month or total: 50/day. 'none' removes it."
+    ),
+]
+ExpiresOption = Annotated[
+    str | None,
+    typer.Option(
+        "--expires-in", help="Refuse the key after this long: 30d, 12h, 90m. 'none' removes it."
+    ),
+]
+NameOption = Annotated[str | None, typer.Option("--name", help="A name to know the key by.")]
+
+
+def _key_settings(
+    name: str | None,
+    rate: str | None,
+    burst: int | None,
+    max_in_flight: str | None,
+    models: str | None,
+    budget_usd: str | None,
+    expires_in: str | None,
+) -> dict[str, object]:
+    """The flags given, as the settings the accounts service takes ('none' removes a limit)."""
+    given: dict[str, object] = {}
+    for field, value in (
+        ("name", name),
+        ("rate", rate),
+        ("models", models),
+        ("budget_usd", budget_usd),
+        ("expires_in", expires_in),
+    ):
+        if value is not None:
+            given[field] = None if value.lower() == "none" else value
+    if burst is not None:
+        given["burst"] = burst
+    if max_in_flight is not None:
+        if max_in_flight.lower() == "none":
+            given["max_in_flight"] = None
+        else:
+            count = plain_int(max_in_flight)
+            if count is None:
+                raise typer.BadParameter("an integer, or 'none'", param_hint="--max-in-flight")
+            given["max_in_flight"] = count
+    return given
+
+
+def _print_key(out: schemas.KeyOut) -> None:
+    state = "active" if out.active else "revoked"
+    typer.echo(
+        f"key id     {out.id}  {out.prefix}...  {state}" + (f"  {out.name}" if out.name else "")
+    )
+    limits = out.limits
+    if limits is None:
+        return
+    shown = [
+        ("rate", None if limits.rate is None else f"{limits.rate} (burst {limits.burst})"),
+        ("in flight", limits.max_in_flight),
+        ("models", None if limits.models is None else ",".join(limits.models)),
+        ("budget", None if limits.budget_usd is None else limits.budget_usd.replace("/", " USD/")),
+        ("expires", limits.expires_at),
+    ]
+    for label, value in shown:
+        if value is not None:
+            typer.echo(f"  {label:<9} {value}")
+
+
 @keys_app.command("create")
-def keys_create(account: str, as_json: JsonFlag = False) -> None:
-    """Create an API key for an account. The key is shown once."""
-    out = resources.issued_key_out(_run(lambda db: AccountService(db).create_key(account)))
+def keys_create(
+    account: str,
+    rate: RateOption = None,
+    burst: BurstOption = None,
+    max_in_flight: InFlightOption = None,
+    models: ModelsOption = None,
+    budget_usd: BudgetOption = None,
+    expires_in: ExpiresOption = None,
+    name: NameOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key for an account, with optional limits. The key is shown once."""
+    given = _key_settings(name, rate, burst, max_in_flight, models, budget_usd, expires_in)
+    out = resources.issued_key_out(_run(lambda db: AccountService(db).create_key(account, given)))
     if as_json:
         _print_json(out)
     else:
-        typer.echo(f"key id  {out.id}")
-        typer.echo(f"key     {out.key}")
+        _print_key(out)
+        typer.echo(f"key        {out.key}")
         typer.echo("This is the only time the key is shown; only its hash is stored.")
+
+
+@keys_app.command("update")
+def keys_update(
+    key_id: str,
+    rate: RateOption = None,
+    burst: BurstOption = None,
+    max_in_flight: InFlightOption = None,
+    models: ModelsOption = None,
+    budget_usd: BudgetOption = None,
+    expires_in: ExpiresOption = None,
+    name: NameOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change an API key's name or limits; what is not given stays. Running gateways apply it
+    at once."""
+    given = _key_settings(name, rate, burst, max_in_flight, models, budget_usd, expires_in)
+    out = resources.key_out(_run(lambda db: AccountService(db).update_key(key_id, given)))
+    _print_json(out) if as_json else _print_key(out)
+
+
+@keys_app.command("list")
+def keys_list(account: str, as_json: JsonFlag = False) -> None:
+    """List an account's API keys and their limits."""
+    keys = _run(lambda db: AccountService(db).list_keys(account))
+    out = schemas.KeyList(data=[resources.key_out(key) for key in keys])
+    if as_json:
+        _print_json(out)
+    else:
+        for key in out.data:
+            _print_key(key)
 
 
 @keys_app.command("revoke")
@@ -323,6 +485,37 @@ def audit(as_json: JsonFlag = False) -> None:
         typer.echo("ledger ok: balances, reservations and settlements all agree")
     if violations:
         raise typer.Exit(1)
+
+
+@app.command()
+def channels(as_json: JsonFlag = False) -> None:
+    """The upstream channels with their live health (circuit, in flight, error rate, last
+    error), as every process of this deployment sees it."""
+    from reelgate.api.resources import channel_list
+    from reelgate.services.channels import channel_statuses
+    from reelgate.upstream.wiring import channel_configs
+
+    settings = _settings()
+    try:
+        configs = channel_configs(settings)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    listed = channel_list(_run(lambda db: channel_statuses(db, configs)))
+    if as_json:
+        _print_json(listed)
+        return
+    typer.echo(
+        f"{'CHANNEL':<16} {'PROVIDER':<9} {'PRIO':>4} {'WEIGHT':>6} {'MARGIN':>7} "
+        f"{'CIRCUIT':<9} {'IN FLIGHT':>9} {'ERRORS':>7}  LAST ERROR"
+    )
+    for c in listed.data:
+        state = c.circuit if c.enabled else "disabled"
+        flight = f"{c.in_flight}" + (f"/{c.max_in_flight}" if c.max_in_flight else "")
+        typer.echo(
+            f"{c.id:<16} {c.provider:<9} {c.priority:>4} {c.weight:>6} {c.margin:>7g} "
+            f"{state:<9} {flight:>9} {c.error_rate:>7.0%}  {c.last_error or '-'}"
+        )
 
 
 def _when(text: str | None, option: str) -> int | None:

@@ -5,15 +5,29 @@ Every setting has a default that lets ``reelgate serve`` start with nothing conf
 
 from __future__ import annotations
 
+import json
+import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import AliasChoices, Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reelgate.domain.catalogue import MODELS
+from reelgate.domain.channels import SLUG, ChannelConfig, ProviderName
 from reelgate.domain.lifecycle import Schedule
-from reelgate.domain.money import MAX_MARGIN, MAX_PRICE_PER_SECOND_MICRO_USDC
+from reelgate.domain.money import MAX_MARGIN, MAX_PRICE_PER_SECOND_MICRO_USDC, margin_to_ppm
 from reelgate.domain.pricing import PriceBook
 
 # Per-second tier overrides in micro-USDC: {"seedance-2": {"720p_no_video": 205000}}.
@@ -22,6 +36,52 @@ PriceOverrides = dict[
 ]
 # A multiplier on the upstream's price: positive, exact in parts per million, at most MAX_MARGIN.
 Margin = Annotated[Decimal, Field(gt=0, le=MAX_MARGIN, decimal_places=6)]
+
+
+DEFAULT_UPSTREAM_MODELS: Final[dict[str, dict[str, str]]] = {
+    "kie": {model.id: model.upstream_id for model in MODELS.values()},
+    "modelark": {
+        "seedance-2": "dreamina-seedance-2-0-260128",
+        "seedance-2-fast": "dreamina-seedance-2-0-fast-260128",
+    },
+}
+"""What each provider calls the public models, when a channel does not say."""
+
+
+class ChannelSetting(BaseModel):
+    """One upstream account in ``REELGATE_CHANNELS`` / ``REELGATE_CHANNELS_FILE``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(pattern=SLUG.pattern)]
+    provider: ProviderName = "kie"
+    base_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+    api_key: SecretStr
+    webhook_hmac_key: SecretStr | None = None
+    models: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] | None = None
+    """Public model id -> upstream model id; the provider's usual ids when absent."""
+    resolutions: dict[str, list[Literal["480p", "720p", "1080p"]]] | None = None
+    """Per model, the resolutions this channel offers, when fewer than the model's."""
+    margin: Margin | None = None
+    """When absent: REELGATE_CHANNEL_MARGINS for this id, else 1."""
+    priority: int = 0
+    weight: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    max_in_flight: Annotated[int, Field(ge=1)] | None = None
+    requests_per_s: Annotated[float, Field(gt=0)] | None = None
+    enabled: bool = True
+    name: Annotated[str, Field(max_length=100)] | None = None
+    description: Annotated[str, Field(max_length=500)] | None = None
+
+    @field_validator("models", "resolutions")
+    @classmethod
+    def _known_models(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        for model in value or {}:
+            if model not in MODELS:
+                raise ValueError(f"unknown model {model!r}; models are: {', '.join(MODELS)}")
+        return value
+
+
+_CHANNEL_LIST: Final = TypeAdapter(list[ChannelSetting])
 
 
 class Settings(BaseSettings):
@@ -85,9 +145,22 @@ class Settings(BaseSettings):
     kie_timeout_s: float = Field(default=20.0, gt=0)
     """Longest wait for one KIE answer; a create that outlasts it is recorded as unknown."""
 
+    channels: list[ChannelSetting] | None = None
+    """The upstream accounts, a JSON list (see the README); with neither this nor
+    ``channels_file``, one channel ``kie`` from the REELGATE_KIE_* settings (or the sandbox)."""
+    channels_file: Path | None = None
+    """A TOML file (a ``[[channels]]`` array) or JSON file (a list) with the same channels."""
+    circuit_failures: int = Field(default=5, ge=1)
+    """Consecutive not-accepted creates or transport errors that open a channel's circuit."""
+    circuit_cool_down_s: float = Field(default=30.0, gt=0)
+    """How long an open circuit skips its channel before one probe request may try it."""
+
     public_url: str | None = None
     """The gateway's address as the upstream can reach it; when set, KIE is given a callback URL
     and tasks move the moment it calls. ``serve`` with the embedded sandbox uses its own."""
+
+    console: bool = True
+    """Whether the API serves the web console at /console (``--no-console`` turns it off)."""
 
     run_engine: bool = True
     """Whether ``serve`` runs the task engine in the same process (``--no-engine`` turns it off)."""
@@ -137,6 +210,12 @@ class Settings(BaseSettings):
     ["10.1.0.0/16"]: client webhooks and result downloads. Its old name,
     REELGATE_WEBHOOK_ALLOWED_NETWORKS, is still read."""
 
+    idempotency_ttl_s: int = Field(default=86_400, ge=60)
+    """How long a create's Idempotency-Key and its first answer are kept, then pruned."""
+    redis_url: str | None = None
+    """When set (``redis://host:6379/0``), per-key request rates are counted in Redis and
+    shared by every process of the deployment; when unset, in each process's memory."""
+
     task_cache_mb: int = Field(default=96, ge=0)
     """Memory for rendered task bodies kept to answer polls (0: none), in MiB."""
     key_cache_size: int = Field(default=10_000, ge=0)
@@ -155,6 +234,11 @@ class Settings(BaseSettings):
                 return driver + url[len(plain) :]
         return url
 
+    @field_validator("channels")
+    @classmethod
+    def _channel_list(cls, channels: list[ChannelSetting] | None) -> list[ChannelSetting] | None:
+        return None if channels is None else _checked(channels)
+
     @field_validator("prices")
     @classmethod
     def _known_tiers(cls, prices: PriceOverrides) -> PriceOverrides:
@@ -162,6 +246,42 @@ class Settings(BaseSettings):
         # with this setting named, instead of failing later inside the gateway.
         PriceBook(prices)
         return prices
+
+    def channel_settings(self) -> list[ChannelSetting] | None:
+        """The configured channels (from ``channels``, else ``channels_file``); None when
+        neither is set. Raises ValueError naming what is wrong."""
+        if self.channels is not None:
+            listed = self.channels
+        elif self.channels_file is not None:
+            listed = _read_channels_file(self.channels_file)
+        else:
+            return None
+        return _checked(listed)
+
+    def channel_config(self, channel: ChannelSetting) -> ChannelConfig:
+        margin = channel.margin if channel.margin is not None else self.margin(channel.id)
+        hmac_key = channel.webhook_hmac_key
+        return ChannelConfig(
+            id=channel.id,
+            provider=channel.provider,
+            base_url=channel.base_url.rstrip("/"),
+            api_key=channel.api_key.get_secret_value(),
+            models=dict(
+                channel.models
+                if channel.models is not None
+                else DEFAULT_UPSTREAM_MODELS[channel.provider]
+            ),
+            margin_ppm=margin_to_ppm(margin),
+            priority=channel.priority,
+            weight=channel.weight,
+            max_in_flight=channel.max_in_flight,
+            requests_per_s=channel.requests_per_s,
+            enabled=channel.enabled,
+            webhook_hmac_key=hmac_key.get_secret_value() if hmac_key else None,
+            resolutions={m: tuple(r) for m, r in (channel.resolutions or {}).items()},
+            name=channel.name,
+            description=channel.description,
+        )
 
     def loopback_url(self) -> str:
         """The gateway's own address, as a process on this machine reaches it."""
@@ -188,3 +308,30 @@ class Settings(BaseSettings):
 
     def margin(self, channel: str) -> Decimal:
         return self.channel_margins.get(channel, Decimal(1))
+
+
+def _checked(listed: list[ChannelSetting]) -> list[ChannelSetting]:
+    ids = [channel.id for channel in listed]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"channel ids must be unique: {', '.join(ids)}")
+    if not any(channel.enabled for channel in listed):
+        raise ValueError("at least one channel must be enabled")
+    return listed
+
+
+def _read_channels_file(path: Path) -> list[ChannelSetting]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"REELGATE_CHANNELS_FILE {path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            data: Any = json.loads(text)
+        else:
+            data = tomllib.loads(text).get("channels")
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"REELGATE_CHANNELS_FILE {path} is not valid: {exc}") from None
+    try:
+        return _checked(_CHANNEL_LIST.validate_python(data))
+    except ValidationError as exc:
+        raise ValueError(f"REELGATE_CHANNELS_FILE {path}: {exc}") from None

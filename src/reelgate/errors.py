@@ -11,11 +11,15 @@ adaptor, a download); the rest of the code sees only these::
     ├── Unauthorized              no valid credentials
     ├── Forbidden                 valid credentials that do not grant this
     ├── InsufficientBalance       the account cannot pay for the task
+    ├── KeyBudgetExceeded         the key's own budget for the period would be crossed
+    ├── RateLimited               too many requests, or tasks in flight, for the key
+    ├── IdempotencyKeyReused      an Idempotency-Key sent again with another body
     ├── NotFound                  no such thing, or not the caller's
     ├── Conflict                  a name that must be unique is taken
     ├── RangeNotSatisfiable       a byte range outside the file
     ├── UpstreamError             the upstream refused or failed a call
     │   └── UpstreamOutcomeUnknown    a create was sent and never answered
+    ├── UpstreamUnavailable       no channel can take the task now (all open or full)
     ├── Unavailable               the gateway cannot serve now (the database is down)
     ├── DestinationRefused        an address the gateway must not reach (webhooks, downloads)
     │   └── DestinationUnresolved     a host name that does not resolve
@@ -75,13 +79,55 @@ class Unauthorized(ReelgateError):
 
 
 class Forbidden(ReelgateError):
-    """The credentials are valid but do not grant this (an expired or forged video link)."""
+    """The credentials are valid but do not grant this (an expired or forged video link, a
+    model the key may not use); ``param`` names the field, when one is to blame."""
 
     code = "forbidden"
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        if code is not None:
+            self.code = code
 
 
 class InsufficientBalance(ReelgateError):
     code = "insufficient_balance"
+
+
+class KeyBudgetExceeded(ReelgateError):
+    """The task would take the key's spending in its budget's period past the budget (the
+    account's balance may well cover it: that is InsufficientBalance)."""
+
+    code = "key_budget_exceeded"
+
+
+class RateLimited(ReelgateError):
+    """The key sent more requests than its rate allows, or has as many tasks in flight as it
+    may (``code`` says which). ``retry_after_s`` is when to try again; ``headers`` are the
+    IETF RateLimit fields that describe the limit."""
+
+    code = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        retry_after_s: int,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.headers = headers or {}
+        if code is not None:
+            self.code = code
+
+
+class IdempotencyKeyReused(ReelgateError):
+    """An Idempotency-Key already used with a different request body."""
+
+    code = "idempotency_key_reused"
+    param = "Idempotency-Key"
 
 
 class NotFound(ReelgateError):
@@ -142,6 +188,18 @@ class UpstreamOutcomeUnknown(UpstreamError):
     could make (and bill) the video twice, so it is never resent blindly."""
 
     code = "upstream_outcome_unknown"
+
+
+class UpstreamUnavailable(ReelgateError):
+    """No channel that serves the request can take it now: every one's circuit is open, or it
+    is at its cap of tasks in flight. Nothing was created and nothing is charged;
+    ``retry_after_s`` says when one may take tasks again."""
+
+    code = "upstream_unavailable"
+
+    def __init__(self, message: str, retry_after_s: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(ReelgateError):

@@ -46,6 +46,7 @@ BILLING_KEYS: Final = frozenset(
         "reserve_amount_micro_usdc",
         "actual_amount_micro_usdc",
         "released_amount_micro_usdc",
+        "channel",
     }
 )
 ERROR_KEYS: Final = frozenset({"error", "message", "type", "code", "param"})

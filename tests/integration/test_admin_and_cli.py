@@ -37,7 +37,16 @@ ACCOUNT_KEYS: Final = {
     "keys",
 }
 UNKNOWN_KEY_ID: Final = new_id("key")  # well formed, so it is looked up, and never issued
-KEY_KEYS: Final = {"id", "account_id", "prefix", "created_at", "revoked_at", "active"}
+KEY_KEYS: Final = {
+    "id",
+    "account_id",
+    "prefix",
+    "created_at",
+    "revoked_at",
+    "active",
+    "name",
+    "limits",
+}
 
 
 def assert_error(answer: httpx.Response, status: int, error: str, param: object = ...) -> None:

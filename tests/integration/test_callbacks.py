@@ -375,6 +375,9 @@ class _MadeProvider:
             upstream_task_id, TaskState.SUCCESS, result_urls=("https://example.com/v.mp4",)
         )
 
+    async def find_created(self, task_id: str) -> UpstreamStatus | None:
+        return None
+
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         return str(orjson.loads(body)["data"]["taskId"])
 
@@ -399,7 +402,7 @@ async def test_a_callback_wakes_the_engine_only_once_it_has_given_its_task_back(
         secret = SecretKey.parse(TEST_SECRET_KEY).derive(KeyUse.CALLBACK_TOKENS)
         intake = CallbackIntake(
             _RecordingStore(db, order),
-            provider,
+            lambda _channel: provider,
             secret,
             "http://127.0.0.1/cb",
             wake_engine=lambda: order.append("engine woken"),

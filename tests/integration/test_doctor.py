@@ -203,3 +203,27 @@ async def _redis_answers() -> bool:
     writer.close()
     await writer.wait_closed()
     return True
+
+
+async def test_doctor_asks_each_configured_channel_and_names_the_one_that_fails(
+    start_sandbox: SandboxFactory, sqlite_url: str, tmp_path: Path
+) -> None:
+    channels = [
+        {"id": "main", "base_url": start_sandbox(), "api_key": SANDBOX_KEY},
+        {
+            "id": "ark",
+            "provider": "modelark",
+            "base_url": start_sandbox(protocol="modelark") + "/api/v3",
+            "api_key": "wrong-key",
+        },
+        {"id": "off", "base_url": "http://127.0.0.1:9", "api_key": "k", "enabled": False},
+    ]
+    settings = _settings(
+        "http://127.0.0.1:9", tmp_path / "media", REELGATE_CHANNELS=json.dumps(channels)
+    )
+    checks = _checks(await run_cli(sqlite_url, "doctor", "--json", settings=settings))
+    assert checks["channel main"]["status"] == "ok"
+    assert checks["channel ark"]["status"] == "fail"
+    assert "channel ark" in checks["channel ark"]["fix"]
+    assert checks["channel off"]["status"] == "skip"
+    assert "wrong-key" not in json.dumps(checks)

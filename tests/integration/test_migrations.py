@@ -367,3 +367,25 @@ async def test_processes_migrating_an_empty_database_together_leave_it_at_head_o
         await engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(empty_database_url)).get_current_head()
     assert [row[0] for row in versions] == [head]
+
+
+async def test_key_limits_and_idempotency_are_added_empty_and_dropped_again_keeping_every_row(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0011")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    at_0011 = await _snapshot(empty_database_url)
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0012")
+    engine = create_async_engine(empty_database_url)
+    try:
+        async with engine.connect() as conn:
+            keys = await conn.execute(sa.text("SELECT id, rate_count, models FROM api_keys"))
+            kept = [tuple(row) for row in keys.all()]
+            claims = (await conn.execute(sa.text("SELECT count(*) FROM idempotency_keys"))).scalar()
+    finally:
+        await engine.dispose()
+    assert kept
+    assert all(row[1:] == (None, None) for row in kept)
+    assert claims == 0
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0011")
+    assert await _snapshot(empty_database_url) == at_0011

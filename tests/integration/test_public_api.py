@@ -104,6 +104,7 @@ async def test_new_task_resource_has_exactly_the_contract_keys_and_initial_value
         "reserve_amount_micro_usdc": price * 5,
         "actual_amount_micro_usdc": 0,
         "released_amount_micro_usdc": 0,
+        "channel": "kie",
     }
 
 

@@ -68,3 +68,66 @@ def test_absurd_margin_in_the_environment_is_refused(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("REELGATE_CHANNEL_MARGINS", '{"kie": 1e13}')
     with pytest.raises(ValidationError, match=r"channel_margins\.kie"):
         Settings()
+
+
+CHANNEL = {"id": "main", "base_url": "http://127.0.0.1:8100", "api_key": "k"}
+
+
+def test_channels_come_from_a_json_list_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ark = {**CHANNEL, "id": "ark", "provider": "modelark", "margin": "1.25", "priority": 1}
+    monkeypatch.setenv("REELGATE_CHANNELS", json.dumps([CHANNEL, ark]))
+    settings = Settings()
+    configs = [settings.channel_config(c) for c in settings.channel_settings() or []]
+    assert [(c.id, c.provider, c.margin_ppm, c.priority) for c in configs] == [
+        ("main", "kie", 1_000_000, 0),
+        ("ark", "modelark", 1_250_000, 1),
+    ]
+    assert configs[1].models["seedance-2"] == "dreamina-seedance-2-0-260128"
+
+
+@pytest.mark.parametrize(
+    ("channels", "named"),
+    [
+        ([{**CHANNEL, "id": "Bad Slug"}], "id"),
+        ([{**CHANNEL, "provider": "openai"}], "provider"),
+        ([{**CHANNEL, "models": {"seedance-3": "x"}}], "seedance-3"),
+        ([{**CHANNEL, "typo": 1}], "typo"),
+        ([CHANNEL, CHANNEL], "unique"),
+        ([{**CHANNEL, "enabled": False}], "enabled"),
+        ([{**CHANNEL, "margin": "0"}], "margin"),
+    ],
+)
+def test_a_bad_channel_is_refused_naming_what_is_wrong(
+    channels: list[dict[str, Any]], named: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(channels=channels)
+    assert named in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text"),
+    [
+        (
+            ".toml",
+            '[[channels]]\nid = "main"\nbase_url = "http://127.0.0.1:8100"\napi_key = "k"\n'
+            "max_in_flight = 3\n",
+        ),
+        (".json", json.dumps([{**CHANNEL, "max_in_flight": 3}])),
+    ],
+)
+def test_channels_come_from_a_toml_or_json_file(tmp_path: Any, suffix: str, text: str) -> None:
+    path = tmp_path / f"channels{suffix}"
+    path.write_text(text)
+    listed = Settings(channels_file=path).channel_settings()
+    assert listed is not None
+    assert [(c.id, c.max_in_flight) for c in listed] == [("main", 3)]
+
+
+def test_a_channels_file_that_is_wrong_says_so_with_its_path(tmp_path: Any) -> None:
+    path = tmp_path / "channels.toml"
+    path.write_text('[[channels]]\nid = "main"\n')
+    with pytest.raises(ValueError, match=r"channels\.toml"):
+        Settings(channels_file=path).channel_settings()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Security
+from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
@@ -66,9 +66,39 @@ async def credit_account(api: Admin, name: AccountName, body: schemas.Credit) ->
 
 
 @router.post("/accounts/{name}/keys", status_code=201, response_model=schemas.IssuedKeyOut)
-async def create_key(api: Admin, name: AccountName) -> Response:
-    issued = await api.services.accounts.create_key(name)
+async def create_key(
+    api: Admin, name: AccountName, body: schemas.KeySettings | None = None
+) -> Response:
+    settings = None if body is None else body.model_dump(exclude_unset=True)
+    issued = await api.services.accounts.create_key(name, settings)
     return json_response(resources.issued_key_out(issued), 201)
+
+
+@router.post(
+    "/keys", status_code=201, response_model=schemas.IssuedKeyOut, summary="Create an API key"
+)
+async def create_key_with_limits(api: Admin, body: schemas.KeyCreate) -> Response:
+    settings = body.model_dump(exclude_unset=True, exclude={"account"})
+    issued = await api.services.accounts.create_key(body.account, settings)
+    return json_response(resources.issued_key_out(issued), 201)
+
+
+@router.get("/keys", response_model=schemas.KeyList, summary="List an account's API keys")
+async def list_keys(
+    api: Admin, account: Annotated[str, Query(json_schema_extra={"pattern": ACCOUNT_NAME_PATTERN})]
+) -> Response:
+    keys = await api.services.accounts.list_keys(account)
+    return json_response(schemas.KeyList(data=[resources.key_out(key) for key in keys]))
+
+
+@router.patch(
+    "/keys/{key_id}", response_model=schemas.KeyOut, summary="Change an API key's name and limits"
+)
+async def update_key(api: Admin, key_id: str, body: schemas.KeySettings) -> Response:
+    key = await api.services.accounts.update_key(key_id, body.model_dump(exclude_unset=True))
+    # Other processes learn of it from the change feed; this one reads the key afresh now.
+    api.cache.keys.clear()
+    return json_response(resources.key_out(key))
 
 
 @router.post("/keys/{key_id}/revoke", response_model=schemas.KeyOut)
@@ -113,3 +143,12 @@ async def list_tasks(api: Admin, request: Request) -> Response:
 async def usage(api: Admin, request: Request) -> Response:
     values = query.read(request, query.ADMIN_USAGE_PARAMS)
     return await usage_answer(api, request, values, await _account_id(api, values))
+
+
+@router.get(
+    "/channels",
+    response_model=schemas.ChannelList,
+    summary="The upstream channels and their live health",
+)
+async def list_channels(api: Admin) -> Response:
+    return json_response(resources.channel_list(await api.services.channels.statuses()))

@@ -15,6 +15,7 @@ from reelgate.api import (
     admin,
     callbacks,
     content,
+    docs,
     errors,
     events,
     lists,
@@ -22,24 +23,30 @@ from reelgate.api import (
     public,
     webhooks,
 )
+from reelgate.api import console as web_console
 from reelgate.api.hot_paths import HotPaths
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
+def build_api(lifespan: Lifespan, *, console: bool = True) -> tuple[FastAPI, HotPaths]:
     """The FastAPI app, and the ASGI app to serve: the app behind the hot paths.
     ``lifespan`` must set ``app.state.api`` (an :class:`~reelgate.api.state.ApiState`) and
-    ``app.state.ops`` (an :class:`~reelgate.api.operations.Operations`)."""
+    ``app.state.ops`` (an :class:`~reelgate.api.operations.Operations`), and, with ``console``,
+    ``app.state.console_key`` (the key that seals the console's sessions)."""
     app = FastAPI(
         title="reelgate",
         version=reelgate.__version__,
         summary="Seedance 2.0 video generation, billed per generated second.",
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served by api/docs.py, from the gateway's own copies of their scripts.
+        docs_url=None,
         redoc_url=None,
     )
     errors.install(app)
+    docs.install(app)
+    if console:
+        web_console.install(app)
     app.include_router(public.router)
     app.include_router(lists.router)
     app.include_router(events.router)
@@ -59,10 +66,13 @@ def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(public.request_schema_components())
-            # Invalid input is answered 400 with reelgate's error body, never FastAPI's 422.
+            # Invalid input is answered 400 with reelgate's error body, never FastAPI's 422
+            # (the one 422 is a create's reused Idempotency-Key, in reelgate's error body).
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
+                    responses = operation.get("responses", {})
+                    if "HTTPValidationError" in str(responses.get("422", "")):
+                        responses.pop("422")
             components.pop("HTTPValidationError", None)
             components.pop("ValidationError", None)
             app.openapi_schema = schema

@@ -23,6 +23,9 @@ _BY_STATUS: Final = {
     413: "invalid",
     401: "unauthorized",
     402: "insufficient_balance",
+    403: "forbidden",
+    409: "conflict",
+    422: "idempotency_key_reused",
     429: "rate_limited",
     502: "upstream_refused",
     503: "unavailable",
@@ -51,6 +54,10 @@ class CreateOutcome:
         model = body.get("model") if isinstance(body, dict) else None
         if isinstance(model, str) and model in MODELS:
             self.model = model
+
+    def replayed(self) -> None:
+        """A repeat answered with a create's first answer (Idempotency-Key)."""
+        self.outcome = "replayed"
 
     def created(self, record: TaskRecord) -> None:
         unknown = record.submission is Submission.UNKNOWN

@@ -36,16 +36,20 @@ ANSWERS: Final[dict[type[errors.ReelgateError], Answer]] = {
     errors.InvalidRequest: Answer(400, "bad_request", "invalid_request_error"),
     errors.Unauthorized: Answer(401, "unauthorized", "authentication_error"),
     errors.InsufficientBalance: Answer(402, "insufficient_balance", "billing_error"),
+    errors.KeyBudgetExceeded: Answer(402, "key_budget_exceeded", "billing_error"),
     errors.Forbidden: Answer(403, "forbidden", "authentication_error"),
     errors.NotFound: Answer(404, "not_found", "not_found_error"),
     errors.RequestTimeout: Answer(408, "request_timeout", "invalid_request_error"),
     errors.Conflict: Answer(409, "conflict", "invalid_request_error"),
     errors.PayloadTooLarge: Answer(413, "payload_too_large", "invalid_request_error"),
     errors.RangeNotSatisfiable: Answer(416, "range_not_satisfiable", "invalid_request_error"),
+    errors.IdempotencyKeyReused: Answer(422, "idempotency_key_reused", "invalid_request_error"),
+    errors.RateLimited: Answer(429, "rate_limited", "rate_limit_error"),
     errors.HeadersTooLarge: Answer(431, "request_header_fields_too_large", "invalid_request_error"),
     errors.UpstreamError: Answer(502, "upstream_error", "upstream_error"),
     errors.UpstreamOutcomeUnknown: Answer(502, "upstream_error", "upstream_error"),
     errors.Unavailable: Answer(503, "unavailable", "api_error"),
+    errors.UpstreamUnavailable: Answer(503, "upstream_unavailable", "upstream_error"),
     # Errors of the gateway's own outbound work: they never answer a client's request unless
     # something is wrong, and then only as an internal error.
     errors.DestinationRefused: Answer(503, "internal_error", "api_error", shown=False),
@@ -57,10 +61,18 @@ ANSWERS: Final[dict[type[errors.ReelgateError], Answer]] = {
 INTERNAL: Final = Answer(503, "internal_error", "api_error", shown=False)
 """For anything without a row: the contract's error body, never a bare 500."""
 
+_ERRORS_BY_STATUS: Final[dict[int, list[str]]] = {}
+for _answer in ANSWERS.values():
+    if _answer.shown and _answer.error not in _ERRORS_BY_STATUS.setdefault(_answer.status, []):
+        _ERRORS_BY_STATUS[_answer.status].append(_answer.error)
 ERROR_RESPONSES: Final = {
-    answer.status: {"model": ErrorBody, "description": answer.error}
-    for answer in ANSWERS.values()
-    if answer.shown
+    status: {"model": ErrorBody, "description": " or ".join(names)}
+    for status, names in _ERRORS_BY_STATUS.items()
+}
+# Two kinds of 402, one row in the document: the code tells them apart.
+ERROR_RESPONSES[402] = {
+    "model": ErrorBody,
+    "description": "insufficient_balance or key_budget_exceeded",
 }
 
 
@@ -85,10 +97,15 @@ def error_answer(exc: Exception) -> Response:
     if not answer.shown:
         log.error("internal error answered to a client", exc_info=exc)
         return _internal()
-    param = exc.param if isinstance(exc, errors.InvalidRequest | errors.Conflict) else None
+    param = getattr(exc, "param", None)
     response = error_response(
         answer.status, answer.error, answer.type, exc.code, exc.message, param
     )
+    if isinstance(exc, errors.RateLimited):
+        response.headers["retry-after"] = str(exc.retry_after_s)
+        response.headers.update(exc.headers)
+    if isinstance(exc, errors.UpstreamUnavailable):
+        response.headers["retry-after"] = str(max(1, exc.retry_after_s))
     if isinstance(exc, errors.RangeNotSatisfiable):
         response.headers["content-range"] = f"bytes */{exc.size}"
     if isinstance(exc, errors.RequestTimeout | errors.HeadersTooLarge):

@@ -106,8 +106,13 @@ _EVENT_SCHEMA: Final = {
 async def task_events(request: Request, task_id: str, credentials: ApiKeyHeader) -> Response:
     api = api_state(request)
     key = await api.auth.key(request.headers.get("authorization"))
+    return await stream_for(api, key, task_id, request.headers.get("last-event-id"))
+
+
+async def stream_for(api: ApiState, key: ApiKey, task_id: str, seen: str | None) -> Response:
+    """The task's event stream for ``key``'s account (the console follows it too); ``seen``:
+    the Last-Event-ID the client sent."""
     task = orjson.loads(await api.bodies.body(key, task_id))  # 404 before the stream starts
-    seen = request.headers.get("last-event-id")
     if task["state"] in FINAL_STATES and seen == _event_id(task):
         return Response(status_code=204)
     return StreamingResponse(

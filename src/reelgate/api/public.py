@@ -10,13 +10,18 @@ from starlette.responses import Response
 
 from reelgate.api import json_body, resources, schemas
 from reelgate.api.create_outcomes import CreateOutcome
-from reelgate.api.errors import ERROR_RESPONSES
+from reelgate.api.errors import ERROR_RESPONSES, error_answer
 from reelgate.api.observing import request_id
-from reelgate.api.responses import NO_STORE, json_response
+from reelgate.api.responses import JSON, NO_STORE, json_response
 from reelgate.api.state import api_state
+from reelgate.domain import idempotency
+from reelgate.domain.idempotency import StoredAnswer
 from reelgate.domain.numbers import plain_int
 from reelgate.domain.request import SCHEMA as REQUEST_SCHEMA
-from reelgate.errors import NotFound, PayloadTooLarge
+from reelgate.domain.task import TaskRecord
+from reelgate.errors import NotFound, PayloadTooLarge, ReelgateError
+from reelgate.services.rates import CREATES
+from reelgate.services.tasks import Once
 
 router = APIRouter()
 create_router = APIRouter()
@@ -51,12 +56,31 @@ async def read_json(request: Request, limit: int) -> object:
 
 
 _CREATE_BODY = {
+    "parameters": [
+        {
+            "name": idempotency.HEADER,
+            "in": "header",
+            "required": False,
+            "description": (
+                "Makes the create safe to retry: a repeat with the same key and body gets the "
+                "first answer again (with `Idempotent-Replayed: true`), nothing created or "
+                "charged twice. Scoped to the account, kept 24 hours."
+            ),
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": idempotency.MAX_LENGTH,
+                # Printable ASCII; HTTP itself drops spaces at either end of a header value.
+                "pattern": "^[!-~]([ -~]*[!-~])?$",
+            },
+        }
+    ],
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/VideoGenerationRequest"}}
         },
-    }
+    },
 }
 
 
@@ -66,13 +90,53 @@ async def create_task(request: Request, credentials: ApiKeyHeader) -> Response:
     api = api_state(request)
     settings = api.services.settings
     with CreateOutcome(api.services.metrics) as outcome:
-        key = await api.auth.key(request.headers.get("authorization"))
+        key = await api.auth.key(request.headers.get("authorization"), CREATES)
+        once_key = request.headers.get("idempotency-key")
+        if once_key is not None:
+            once_key = idempotency.check_key(once_key)
         body = await read_json(request, settings.max_body_bytes)
         outcome.body(body)
-        record = await api.services.tasks.create(key, body, request_id(request.scope))
-        outcome.created(record)
-    envelope = resources.task_envelope(record, settings.recommended_poll_interval_ms)
+        once = None
+        if once_key is not None:
+            interval = settings.recommended_poll_interval_ms
+            once = Once(
+                once_key,
+                idempotency.fingerprint(body),
+                lambda record: _accepted(record, interval),
+                _refused,
+            )
+        made = await api.services.tasks.create(key, body, request_id(request.scope), once)
+        if isinstance(made, StoredAnswer):
+            outcome.replayed()
+            return _replay(made)
+        outcome.created(made)
+    if once is not None:
+        return _answer(once.accepted(made))
+    envelope = resources.task_envelope(made, settings.recommended_poll_interval_ms)
     return json_response(envelope, 202, {"location": envelope.poll_url, **NO_STORE})
+
+
+def _accepted(record: TaskRecord, poll_interval_ms: int) -> StoredAnswer:
+    envelope = resources.task_envelope(record, poll_interval_ms)
+    return StoredAnswer(202, envelope.model_dump_json().encode(), envelope.poll_url)
+
+
+def _refused(exc: ReelgateError) -> StoredAnswer:
+    response = error_answer(exc)
+    return StoredAnswer(response.status_code, bytes(response.body), None)
+
+
+def _answer(answer: StoredAnswer, replayed: bool = False) -> Response:
+    headers = dict(NO_STORE)
+    if answer.location is not None:
+        headers["location"] = answer.location
+    if replayed:
+        headers["idempotent-replayed"] = "true"
+    return Response(answer.body, answer.status, headers, media_type=JSON)
+
+
+def _replay(answer: StoredAnswer) -> Response:
+    return _answer(answer, replayed=True)
 
 
 CREATE_PATHS = {
@@ -87,7 +151,7 @@ for _path, _summary in CREATE_PATHS.items():
         methods=["POST"],
         status_code=202,
         response_model=schemas.TaskEnvelope,
-        responses=_errors(400, 401, 402, 413, 502, 503),
+        responses=_errors(400, 401, 402, 403, 409, 413, 422, 429, 502, 503),
         openapi_extra=_CREATE_BODY,
         summary=_summary,
     )

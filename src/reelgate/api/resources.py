@@ -14,7 +14,9 @@ from reelgate.config import Settings
 from reelgate.domain import catalogue as cat
 from reelgate.domain import links
 from reelgate.domain.accounts import Account, ApiKey
+from reelgate.domain.channels import ChannelConfig
 from reelgate.domain.eta import Finished, eta_hint_s
+from reelgate.domain.limits import usd
 from reelgate.domain.listing import Page
 from reelgate.domain.money import micro_to_usd
 from reelgate.domain.pricing import PriceBook, with_margin
@@ -23,6 +25,7 @@ from reelgate.domain.task import BillingStatus, TaskRecord
 from reelgate.domain.usage import FIGURES, LedgerEntry, UsageFigures, UsageReport
 from reelgate.domain.webhooks import DeliveryStatus
 from reelgate.services.accounts import AccountView, IssuedKey
+from reelgate.services.channels import ChannelStatus
 
 _ETA_KEY: Final = b'"eta_hint_seconds":'
 
@@ -75,6 +78,15 @@ def webhook_delivery(record: TaskRecord) -> schemas.WebhookDelivery | schemas.No
     )
 
 
+def _released(record: TaskRecord) -> int:
+    cost = record.quote.cost_micro_usdc
+    if record.billing_status is BillingStatus.RELEASED:
+        return cost
+    if record.billing_status is BillingStatus.COMMITTED:
+        return cost - record.charge  # a failover to a cheaper channel
+    return 0
+
+
 @dataclass(frozen=True, slots=True)
 class TaskView:
     """Renders tasks as their owners see them, with signed links to the stored videos."""
@@ -106,12 +118,11 @@ class TaskView:
                 duration=quote.duration,
                 margin=float(quote.margin),
                 reserve_amount_micro_usdc=cost,
-                actual_amount_micro_usdc=cost
+                actual_amount_micro_usdc=record.charge
                 if record.billing_status is BillingStatus.COMMITTED
                 else 0,
-                released_amount_micro_usdc=cost
-                if record.billing_status is BillingStatus.RELEASED
-                else 0,
+                released_amount_micro_usdc=_released(record),
+                channel=record.channel,
             ),
             webhook_delivery=webhook_delivery(record),
             updated_at=record.updated_at,
@@ -209,8 +220,10 @@ def _parameters(model: cat.Model) -> list[schemas.Parameter]:
     return parameters
 
 
-def model_card(model: cat.Model, prices: PriceBook, margin_ppm: int) -> schemas.ModelCard:
-    tiers = [
+def _tiers(
+    model: cat.Model, prices: PriceBook, margin_ppm: int, resolutions: Sequence[str] | None = None
+) -> list[schemas.Tier]:
+    return [
         schemas.Tier(
             id=tier.id,
             label=tier.label,
@@ -219,19 +232,50 @@ def model_card(model: cat.Model, prices: PriceBook, margin_ppm: int) -> schemas.
             price_micro_usdc=with_margin(tier.price_micro_usdc, margin_ppm),
         )
         for tier in prices.tiers(model)
+        if resolutions is None or tier.resolution in resolutions
     ]
-    return schemas.ModelCard(
-        id=model.id,
-        upstream_id=model.upstream_id,
-        capabilities=schemas.Capabilities(
-            pricing=schemas.Pricing(tiers=tiers), parameters=_parameters(model)
+
+
+def _channel_card(
+    model: cat.Model, prices: PriceBook, channel: ChannelConfig
+) -> schemas.ChannelCard:
+    return schemas.ChannelCard(
+        id=channel.id,
+        name=channel.name or channel.id,
+        slug=channel.id,
+        description=channel.description or f"{model.id} through the {channel.id} channel",
+        pricing=schemas.Pricing(
+            tiers=_tiers(model, prices, channel.margin_ppm, channel.resolutions.get(model.id))
         ),
     )
 
 
-def model_list(prices: PriceBook, margin_ppm: int) -> schemas.ModelList:
+def model_card(
+    model: cat.Model,
+    prices: PriceBook,
+    margin_ppm: int,
+    channels: Sequence[ChannelConfig] = (),
+) -> schemas.ModelCard:
+    return schemas.ModelCard(
+        id=model.id,
+        upstream_id=model.upstream_id,
+        capabilities=schemas.Capabilities(
+            pricing=schemas.Pricing(tiers=_tiers(model, prices, margin_ppm)),
+            parameters=_parameters(model),
+        ),
+        available_channels=[
+            _channel_card(model, prices, channel)
+            for channel in channels
+            if channel.enabled and channel.serves(model.id)
+        ],
+    )
+
+
+def model_list(
+    prices: PriceBook, margin_ppm: int, channels: Sequence[ChannelConfig] = ()
+) -> schemas.ModelList:
     return schemas.ModelList(
-        data=[model_card(model, prices, margin_ppm) for model in cat.MODELS.values()]
+        data=[model_card(model, prices, margin_ppm, channels) for model in cat.MODELS.values()]
     )
 
 
@@ -243,8 +287,10 @@ class Catalogue:
     models: dict[str, bytes]
 
     @classmethod
-    def of(cls, prices: PriceBook, margin_ppm: int) -> Catalogue:
-        listed = model_list(prices, margin_ppm)
+    def of(
+        cls, prices: PriceBook, margin_ppm: int, channels: Sequence[ChannelConfig] = ()
+    ) -> Catalogue:
+        listed = model_list(prices, margin_ppm, channels)
         return cls(
             body=listed.model_dump_json().encode(),
             models={card.id: card.model_dump_json().encode() for card in listed.data},
@@ -252,6 +298,8 @@ class Catalogue:
 
 
 def key_out(key: ApiKey) -> schemas.KeyOut:
+    limits = key.limits
+    rate, budget = limits.rate, limits.budget
     return schemas.KeyOut(
         id=key.id,
         account_id=key.account_id,
@@ -259,6 +307,17 @@ def key_out(key: ApiKey) -> schemas.KeyOut:
         created_at=key.created_at,
         revoked_at=key.revoked_at,
         active=key.active,
+        name=key.name,
+        limits=schemas.KeyLimitsOut(
+            rate=None if rate is None else str(rate),
+            burst=None if rate is None else rate.burst,
+            max_in_flight=limits.max_in_flight,
+            models=None if limits.models is None else list(limits.models),
+            budget_usd=None if budget is None else f"{usd(budget.micro_usdc)}/{budget.period}",
+            budget_micro_usdc=None if budget is None else budget.micro_usdc,
+            budget_period=None if budget is None else budget.period.value,
+            expires_at=limits.expires_at,
+        ),
     )
 
 
@@ -353,3 +412,31 @@ def usage_out(report: UsageReport) -> schemas.UsageOut:
         data=[schemas.UsageRowOut(group=row.group, **_figures(row.figures)) for row in report.rows],
         total=schemas.UsageFiguresOut(**_figures(report.total)),
     )
+
+
+def channel_out(status: ChannelStatus) -> schemas.ChannelOut:
+    config = status.config
+    return schemas.ChannelOut(
+        id=config.id,
+        provider=config.provider,
+        base_url=config.base_url,
+        models=dict(config.models),
+        margin=config.margin_ppm / 1_000_000,
+        priority=config.priority,
+        weight=config.weight,
+        max_in_flight=config.max_in_flight,
+        requests_per_s=config.requests_per_s,
+        enabled=config.enabled,
+        circuit=status.circuit,
+        in_flight=status.in_flight,
+        consecutive_failures=status.failures,
+        error_rate=round(status.error_rate, 4),
+        calls=status.calls,
+        last_error=status.last_error,
+        last_error_at=_ms_to_s(status.last_error_at_ms),
+        open_until=_ms_to_s(status.open_until_ms),
+    )
+
+
+def channel_list(statuses: Sequence[ChannelStatus]) -> schemas.ChannelList:
+    return schemas.ChannelList(data=[channel_out(status) for status in statuses])

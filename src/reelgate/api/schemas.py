@@ -8,6 +8,16 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from reelgate.domain.accounts import ACCOUNT_NAME_PATTERN
+from reelgate.domain.catalogue import MODELS
+from reelgate.domain.limits import (
+    BUDGET_PATTERN,
+    EXPIRES_IN_PATTERN,
+    KEY_NAME_MAX,
+    MAX_EXPIRES_AT,
+    MAX_IN_FLIGHT,
+    MAX_RATE,
+    RATE_PATTERN,
+)
 from reelgate.domain.money import CREDIT, MAX_BALANCE_USD, OPENING_CREDIT, UsdAmount
 from reelgate.domain.task import BillingStatus, LedgerKind, TaskState
 from reelgate.domain.usage import GroupBy
@@ -46,6 +56,7 @@ class Billing(_Out):
     reserve_amount_micro_usdc: int
     actual_amount_micro_usdc: int
     released_amount_micro_usdc: int
+    channel: str = Field(description="The channel (upstream account) that has the task.")
 
 
 class WebhookDelivery(_Out):
@@ -213,6 +224,14 @@ class Capabilities(_Out):
     parameters: list[Parameter]
 
 
+class ChannelCard(_Out):
+    id: str = Field(description="The channel's slug: what channel_id pins at create.")
+    name: str
+    slug: str
+    description: str
+    pricing: Pricing = Field(description="Per-second tier prices, this channel's margin applied.")
+
+
 class ModelCard(_Out):
     id: str
     object: Literal["model"] = "model"
@@ -221,6 +240,10 @@ class ModelCard(_Out):
     type: Literal["video"] = "video"
     modalities: list[str] = Field(default_factory=lambda: ["video"])
     capabilities: Capabilities
+    available_channels: list[ChannelCard] = Field(
+        default_factory=list,
+        description="The channels that serve the model; pin one with channel_id at create.",
+    )
 
 
 class ModelList(_Out):
@@ -296,6 +319,19 @@ class Credit(BaseModel):
     ) = None
 
 
+class KeyLimitsOut(_Out):
+    """A key's limits; null is no limit."""
+
+    rate: str | None = Field(description="Requests per period, creates and reads each: '5/s'.")
+    burst: int | None = Field(description="Requests the rate allows at once after a quiet spell.")
+    max_in_flight: int | None = Field(description="Tasks of the key not yet final, at most.")
+    models: list[str] | None = Field(description="The models the key may use.")
+    budget_usd: str | None = Field(description="Spending cap per UTC period: '50/day'.")
+    budget_micro_usdc: int | None
+    budget_period: Literal["day", "month", "total"] | None
+    expires_at: int | None = Field(description="Unix seconds; the key is refused from then on.")
+
+
 class KeyOut(_Out):
     id: str
     account_id: str
@@ -303,6 +339,75 @@ class KeyOut(_Out):
     created_at: int
     revoked_at: int | None
     active: bool
+    name: str | None = None
+    limits: KeyLimitsOut | None = None
+
+
+class KeyList(_Out):
+    object: Literal["list"] = "list"
+    data: list[KeyOut]
+
+
+class KeySettings(BaseModel):
+    """A key's name and limits; in a change, what is left out stays and null removes it.
+    Patterns and bounds are stated for the document: the accounts service judges them (for
+    the CLI too) and says what is wrong in its own words."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "dependentRequired": {"burst": ["rate"]},
+            "not": {"required": ["expires_in", "expires_at"]},
+        },
+    )
+    name: str | None = Field(
+        default=None,
+        json_schema_extra={"minLength": 1, "maxLength": KEY_NAME_MAX, "pattern": NO_NUL_PATTERN},
+    )
+    rate: str | None = Field(
+        default=None,
+        description="Requests per second, minute or hour, counted apart for creates and reads: "
+        "'5/s', '300/min', '1000/h'. Over it: 429 rate_limited.",
+        examples=["5/s"],
+        json_schema_extra={"pattern": RATE_PATTERN},
+    )
+    burst: StrictInt | None = Field(
+        default=None,
+        description="Defaults to the rate's count; needs a rate.",
+        json_schema_extra={"minimum": 1, "maximum": MAX_RATE},
+    )
+    max_in_flight: StrictInt | None = Field(
+        default=None,
+        description="Tasks not yet final; over it: 429 concurrency_limit.",
+        json_schema_extra={"minimum": 1, "maximum": MAX_IN_FLIGHT},
+    )
+    models: list[str] | None = Field(
+        default=None,
+        description="Model ids the key may use; others: 403 model_not_allowed.",
+        json_schema_extra={"minItems": 1, "items": {"type": "string", "enum": list(MODELS)}},
+    )
+    budget_usd: str | None = Field(
+        default=None,
+        description="A spending cap per UTC day, month or in total, reserved and committed "
+        "money counted: '50/day', '1000/month', '20/total'. Over it: 402 key_budget_exceeded.",
+        examples=["50/day"],
+        json_schema_extra={"pattern": BUDGET_PATTERN},
+    )
+    expires_in: str | None = Field(
+        default=None,
+        description="'30d', '12h', '90m' or '3600s' from now; not with expires_at.",
+        examples=["30d"],
+        json_schema_extra={"pattern": EXPIRES_IN_PATTERN},
+    )
+    expires_at: StrictInt | None = Field(
+        default=None,
+        description="Unix seconds; not with expires_in.",
+        json_schema_extra={"minimum": 1, "maximum": MAX_EXPIRES_AT},
+    )
+
+
+class KeyCreate(KeySettings):
+    account: str = Field(json_schema_extra={"pattern": ACCOUNT_NAME_PATTERN})
 
 
 class AccountOut(_Out):
@@ -338,3 +443,31 @@ class AdminTaskList(_Out):
 class AuditOut(_Out):
     ok: bool
     violations: list[str]
+
+
+class ChannelOut(_Out):
+    """A channel (upstream account) and its live health; its API key is never shown."""
+
+    id: str
+    provider: str
+    base_url: str
+    models: dict[str, str] = Field(description="Public model id -> the upstream's model id.")
+    margin: float
+    priority: int
+    weight: int
+    max_in_flight: int | None
+    requests_per_s: float | None
+    enabled: bool
+    circuit: Literal["closed", "open", "half_open"]
+    in_flight: int = Field(description="Its tasks not yet finished.")
+    consecutive_failures: int
+    error_rate: float = Field(description="Failed creates over calls, in the last few minutes.")
+    calls: int
+    last_error: str | None
+    last_error_at: int | None = Field(description="Unix seconds.")
+    open_until: int | None = Field(description="Unix seconds: when an open circuit may probe.")
+
+
+class ChannelList(_Out):
+    object: Literal["list"] = "list"
+    data: list[ChannelOut]

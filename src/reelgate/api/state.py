@@ -35,9 +35,11 @@ class ApiState:
         view = TaskView.of(settings, services.link_key)
         return cls(
             services=services,
-            auth=Auth(services.accounts, cache.keys, services.admin_token_hash),
+            auth=Auth(services.accounts, cache.keys, services.admin_token_hash, services.rates),
             bodies=TaskBodies(services.tasks, cache.tasks, view),
-            catalogue=Catalogue.of(services.prices, services.tasks.margin_ppm),
+            catalogue=Catalogue.of(
+                services.prices, services.tasks.margin_ppm, services.channels.order
+            ),
             cache=cache,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from reelgate.domain.limits import NO_LIMITS, KeyLimits
 from reelgate.domain.webhooks import WEBHOOK_SECRET_OVERLAP_S
 
 ACCOUNT_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$"
@@ -46,7 +47,13 @@ class ApiKey:
     prefix: str
     created_at: int
     revoked_at: int | None
+    name: str | None = None
+    limits: KeyLimits = NO_LIMITS
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def expired(self, now_s: float) -> bool:
+        expires_at = self.limits.expires_at
+        return expires_at is not None and now_s >= expires_at

@@ -74,6 +74,8 @@ PROMPT_PATTERN: Final = rf"^[{_SPACE}]*[^\x00{_SPACE}][^\x00]*$"
 _HTTP_URL_RE: Final = re.compile(HTTP_URL_PATTERN)
 _MEDIA_REF_RE: Final = re.compile(MEDIA_REF_PATTERN)
 _PROMPT_RE: Final = re.compile(PROMPT_PATTERN)
+CHANNEL_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+_CHANNEL_ID_RE: Final = re.compile(CHANNEL_ID_PATTERN)
 
 
 def _matching(regex: re.Pattern[str], max_chars: int | None = None) -> AfterValidator:
@@ -229,6 +231,13 @@ class VideoGenerationRequest(BaseModel):
     )
     web_search: bool | None = _param("Passed through when given.", _BOOLEAN, default=None)
     nsfw_checker: bool | None = _param("Passed through when given.", _BOOLEAN, default=None)
+    channel_id: Annotated[str, _matching(_CHANNEL_ID_RE)] | None = _param(
+        "Pins the channel (upstream account) that makes the video: one of the model's "
+        "available_channels in GET /v1/models. Without it the gateway routes.",
+        "a channel slug: lowercase letters, digits, '-' and '_', at most 40 characters",
+        pattern=CHANNEL_ID_PATTERN,
+        default=None,
+    )
     callBackUrl: HttpUrlText | None = _param(
         "http(s) URL that receives the finished task.",
         f"an http(s) URL of at most {MAX_URL_CHARS} characters",

@@ -32,6 +32,8 @@ class KeyUse(StrEnum):
     """Encrypts the secrets the database keeps (:mod:`reelgate.store.sealing`)."""
     CALLBACK_TOKENS = "reelgate/v1/upstream callback tokens"
     """Makes the token in each task's upstream callback link."""
+    CONSOLE_SESSIONS = "reelgate/v1/console sessions"
+    """Seals the console's session cookies and makes their CSRF tokens."""
     CHECK = "reelgate/v1/key check"
     """A public fingerprint the database keeps, to tell a wrong key at start."""
 

@@ -118,6 +118,16 @@ class TaskRecord:
     """The webhook, when the task has a callBackUrl and has ended (read with the task only)."""
     request_id: str | None = None
     """The request id of the create that made the task (none for tasks from before 0011)."""
+    charge_micro_usdc: int | None = None
+    """What a success commits, when a failover moved the task to a channel cheaper than its
+    reservation (the rest is released); None: the whole reservation."""
+
+    @property
+    def charge(self) -> int:
+        """What the task costs if it succeeds."""
+        return (
+            self.quote.cost_micro_usdc if self.charge_micro_usdc is None else self.charge_micro_usdc
+        )
 
     @property
     def callback_url(self) -> str | None:

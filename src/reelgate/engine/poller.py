@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import random
 import time
+from collections.abc import Callable
 from enum import StrEnum
 
 from aiolimiter import AsyncLimiter
@@ -24,6 +25,17 @@ from reelgate.store.tasks import Claimed, TaskStore
 from reelgate.upstream.provider import Provider
 
 log = logging.getLogger(__name__)
+
+Providers = Callable[[str], Provider | None]
+"""Each channel's adaptor, by the channel's id (None: a channel no longer configured)."""
+
+
+def providers_of(given: Provider | Providers) -> Providers:
+    """One adaptor for every channel (a single-channel gateway, tests), or a lookup."""
+    if callable(given):
+        return given
+    return lambda _channel: given
+
 
 IDLE_WAIT_S = 0.25
 """How long a poller with nothing due waits before looking again (unless woken)."""
@@ -52,7 +64,7 @@ class Poller:
     def __init__(
         self,
         store: TaskStore,
-        provider: Provider,
+        providers: Provider | Providers,
         downloader: Downloader,
         *,
         owner: str,
@@ -65,13 +77,17 @@ class Poller:
     ) -> None:
         self.store = store
         self.metrics = metrics
-        self.provider = provider
+        self.providers = providers_of(providers)
         self.downloader = downloader
         self.owner = owner
         self.schedule = schedule
         self.batch = batch
         self.lease_ms = int(lease_s * 1000)
-        self.budget = AsyncLimiter(requests_per_s, 1)
+        self.requests_per_s = requests_per_s
+        self.budgets: dict[str, AsyncLimiter] = {}
+        """Each channel's check budget."""
+        self.channel_rates: dict[str, float] = {}
+        """Channels whose budget is not ``requests_per_s``."""
         self.rng = random.Random()
         self.wake = asyncio.Event()
         """Set when there is something to do at once: a task became due now (a callback brought
@@ -146,14 +162,23 @@ class Poller:
             task = dataclasses.replace(task, submission=Submission.UNKNOWN)
         advance: lifecycle.Advance | None = None
         found = CheckResult.UNCHANGED
+        provider = self.providers(task.channel)
+        if provider is None:
+            log.warning(
+                "poller: task %s is on channel %s, which is not configured", task.id, task.channel
+            )
+            found = CheckResult.UPSTREAM_ERROR
+        elif task.upstream_task_id is None and task.submission is Submission.UNKNOWN:
+            task = await self._find_created(provider, task)
         if (
-            task.origin_urls is None
+            provider is not None
+            and task.origin_urls is None
             and task.submission is Submission.ACCEPTED
             and task.upstream_task_id is not None
         ):
             try:
-                async with self.budget:
-                    status = await self.provider.fetch_status(task.upstream_task_id)
+                async with self._budget(task.channel):
+                    status = await provider.fetch_status(task.upstream_task_id)
             except UpstreamError as exc:
                 log.info("poller: upstream check of %s failed: %s", task.id, exc.code)
                 found = CheckResult.UPSTREAM_ERROR
@@ -186,6 +211,30 @@ class Poller:
                 log.warning("poller: task %s ended: %s", task.id, end.error["code"])
             return lifecycle.CheckOutcome(task.id, now_ms), CheckResult.FAILED
         return lifecycle.CheckOutcome(task.id, end.at_ms, advance), found
+
+    def _budget(self, channel: str) -> AsyncLimiter:
+        budget = self.budgets.get(channel)
+        if budget is None:
+            rate = self.channel_rates.get(channel, self.requests_per_s)
+            budget = self.budgets[channel] = AsyncLimiter(rate, 1)
+        return budget
+
+    async def _find_created(self, provider: Provider, task: TaskRecord) -> TaskRecord:
+        """A create that went unanswered, looked up in the provider's own task list where it
+        has one: bound to the task only when the provider's record names it."""
+        try:
+            async with self._budget(task.channel):
+                status = await provider.find_created(task.id)
+        except UpstreamError as exc:
+            log.info("poller: looking up the unanswered create of %s failed: %s", task.id, exc.code)
+            return task
+        if status is None or not lifecycle.may_bind(task, status):
+            return task
+        await self.store.record_upstream_id(task.id, status.upstream_task_id)
+        log.info("task %s found again upstream in its task list", task.id)
+        return dataclasses.replace(
+            task, upstream_task_id=status.upstream_task_id, submission=Submission.ACCEPTED
+        )
 
     async def _store_result(self, task: TaskRecord) -> bool:
         """Copy the video, then succeed the task (committing its money); False to try later."""

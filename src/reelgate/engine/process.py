@@ -14,7 +14,7 @@ from reelgate.domain.changes import DUE, RESYNC
 from reelgate.domain.health import LoopHealth
 from reelgate.domain.task import TaskRecord
 from reelgate.engine.downloads import Downloader
-from reelgate.engine.poller import Poller
+from reelgate.engine.poller import Poller, Providers, providers_of
 from reelgate.engine.supervisor import supervise
 from reelgate.engine.webhooks import USER_AGENT, WebhookSender
 from reelgate.services.destinations import Reach
@@ -33,7 +33,7 @@ class EngineProcess:
         self,
         db: Database,
         settings: Settings,
-        provider: Provider,
+        providers: Provider | Providers,
         render: Callable[[TaskRecord], bytes],
         reach: Reach,
         metrics: Metrics | None = None,
@@ -45,7 +45,9 @@ class EngineProcess:
         """Where the engine's checks and deliveries are counted (a registry of its own when
         none is given: counted, not shown)."""
         self.settings = settings
-        self.provider = provider
+        self.providers = providers_of(providers)
+        self.channel_rates: dict[str, float] = {}
+        """Channels whose check budget is their own, not engine_requests_per_s."""
         self.render = render
         self.reach = reach
         self.owner = new_owner()
@@ -122,7 +124,7 @@ class EngineProcess:
         async with downloads, deliveries:
             self._poller = Poller(
                 tasks,
-                self.provider,
+                self.providers,
                 Downloader(downloads, MediaFiles(s.media_dir), self.reach, s.media_max_bytes),
                 owner=self.owner,
                 schedule=s.schedule(),
@@ -132,6 +134,7 @@ class EngineProcess:
                 lease_s=s.engine_lease_s,
                 metrics=self.metrics,
             )
+            self._poller.channel_rates = self.channel_rates
             sender = WebhookSender(
                 WebhookStore(self.db),
                 tasks,

@@ -35,7 +35,7 @@ class CallbackIntake:
     def __init__(
         self,
         store: TaskStore,
-        provider: Provider,
+        providers: Callable[[str], Provider | None],
         key: bytes,
         base_url: str | None,
         wake_engine: Callable[[], None] = lambda: None,
@@ -44,18 +44,21 @@ class CallbackIntake:
         self.store = store
         self.owner = new_owner()
         self.lease_ms = int(lease_s * 1000)
-        self.provider = provider
+        self.providers = providers
+        """Each channel's adaptor, by the channel's id."""
         self.key = key
         self.base_url = base_url
-        """Where upstreams reach this channel's callbacks; None when they cannot (polling)."""
+        """Where upstreams reach the callbacks, ``{channel}`` standing for the channel; None
+        when they cannot (polling)."""
         self.wake_engine = wake_engine
         """Tells this process's engine, when it runs one, that a task became due now."""
 
-    def url_for(self, task_id: str) -> str | None:
-        """The callback link the upstream is given for one task."""
+    def url_for(self, channel: str, task_id: str) -> str | None:
+        """The callback link the upstream of ``channel`` is given for one task."""
         if self.base_url is None:
             return None
-        return f"{self.base_url}?task_id={task_id}&token={callback_token(self.key, task_id)}"
+        base = self.base_url.replace("{channel}", channel)
+        return f"{base}?task_id={task_id}&token={callback_token(self.key, task_id)}"
 
     async def receive(
         self,
@@ -66,23 +69,36 @@ class CallbackIntake:
         body: bytes,
     ) -> bool:
         """Handle one callback; True when the task changed."""
-        if channel != self.provider.channel:
+        provider = self.providers(channel)
+        if provider is None:
             raise NotFound(f"no upstream channel {channel[:40]!r}")
         if not (is_id("task", task_id) and verify_callback_token(self.key, task_id, token)):
             raise Unauthorized("this callback link is not valid", code="invalid_callback_token")
         with logs.about(task=task_id, upstream=channel):
-            return await self._receive(task_id, headers, body)
+            return await self._receive(provider, channel, task_id, headers, body)
 
-    async def _receive(self, task_id: str, headers: Mapping[str, str], body: bytes) -> bool:
-        named = self.provider.read_callback(headers, body)
+    async def _receive(
+        self,
+        provider: Provider,
+        channel: str,
+        task_id: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> bool:
+        named = provider.read_callback(headers, body)
         task = await self.store.lease(task_id, self.owner, self.lease_ms)
+        if task is not None and task.channel != channel:
+            # Only the channel the task was sent to can speak of it.
+            await self.store.release(task.id, self.owner)
+            log.warning("callback for task %s came from channel %s, not its own", task_id, channel)
+            return False
         if task is None:
             # Ended, or being checked right now: the check under way is followed by another.
             await self.store.make_due(task_id)
             self.wake_engine()
             return False
         try:
-            changed, wake = await self._look(task, named)
+            changed, wake = await self._look(provider, task, named)
         finally:
             await self.store.release(task.id, self.owner)
         if wake:
@@ -91,14 +107,14 @@ class CallbackIntake:
             self.wake_engine()
         return changed
 
-    async def _look(self, task: TaskRecord, named: str) -> tuple[bool, bool]:
+    async def _look(self, provider: Provider, task: TaskRecord, named: str) -> tuple[bool, bool]:
         """Read the task back and apply what the upstream says: whether that changed the
         task, and whether an engine should look at it at once."""
         try:
             if task.upstream_task_id is None:
                 # A create whose answer never came: the upstream's own record must name this
                 # task before its id is taken as this task's.
-                status = await self.provider.fetch_status(named)
+                status = await provider.fetch_status(named)
                 if not lifecycle.may_bind(task, status):
                     log.warning("callback for task %s names an upstream task not its own", task.id)
                     return False, False
@@ -108,7 +124,7 @@ class CallbackIntake:
                     task, upstream_task_id=status.upstream_task_id, submission=Submission.ACCEPTED
                 )
             else:
-                status = await self.provider.fetch_status(task.upstream_task_id)
+                status = await provider.fetch_status(task.upstream_task_id)
         except UpstreamError as exc:
             # The upstream cannot say now: an engine asks again as soon as it can.
             log.info("callback for task %s: the upstream could not be asked (%s)", task.id, exc)

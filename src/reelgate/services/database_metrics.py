@@ -52,6 +52,11 @@ class DatabaseMetrics(Collector):
                 return
             self._read_at = time.monotonic()
 
+    async def current(self) -> stats.Totals | None:
+        """The totals, read again unless fresh; None until the database has answered once."""
+        await self.refresh()
+        return self._totals
+
     def collect(self) -> Iterable[Metric]:
         tasks = GaugeMetricFamily(
             "reelgate_tasks", "Tasks by state, in the database.", labels=["state"]

@@ -32,6 +32,7 @@ from reelgate.store import meta
 from reelgate.store.database import Database
 from reelgate.store.migrate import current_revision, head_revision
 from reelgate.upstream.kie import KieProvider
+from reelgate.upstream.wiring import provider_for
 
 TIMEOUT_S: Final = 10.0
 """The longest any one check waits for an answer."""
@@ -68,7 +69,7 @@ async def diagnose(settings: Settings) -> list[Finding]:
     key, key_found = _secret_key(settings)
     findings = [key_found]
     findings += await _database(settings, key)
-    findings.append(await _upstream(settings))
+    findings += await _upstreams(settings)
     findings.append(_media_dir(settings.media_dir))
     findings.append(await _public_url(settings, key))
     findings.append(await _redis(settings))
@@ -161,6 +162,40 @@ async def _admin_token(settings: Settings, db: Database) -> Finding:
         "none: the admin API and /metrics refuse everyone",
         "set REELGATE_ADMIN_TOKEN, or start `reelgate serve` once (it makes one and prints it)",
     )
+
+
+async def _upstreams(settings: Settings) -> list[Finding]:
+    """The one KIE account, or each configured channel, asked a question that costs nothing."""
+    try:
+        configured = settings.channel_settings()
+    except ValueError as exc:
+        return [_fail("channels", str(exc), "fix REELGATE_CHANNELS or REELGATE_CHANNELS_FILE")]
+    if configured is None:
+        return [await _upstream(settings)]
+    findings = []
+    for channel in configured:
+        name = f"channel {channel.id}"
+        if not channel.enabled:
+            findings.append(_skip(name, "disabled"))
+            continue
+        provider = provider_for(settings.channel_config(channel), settings)
+        try:
+            async with asyncio.timeout(TIMEOUT_S * 2):
+                await provider.probe()
+        except (UpstreamError, TimeoutError) as exc:
+            message = exc.message if isinstance(exc, UpstreamError) else "no answer in time"
+            findings.append(
+                _fail(
+                    name,
+                    f"{channel.base_url}: {message}",
+                    f"check channel {channel.id}'s base_url and api_key, and its account",
+                )
+            )
+        else:
+            findings.append(_ok(name, f"{channel.base_url} takes the key"))
+        finally:
+            await provider.aclose()
+    return findings
 
 
 async def _upstream(settings: Settings) -> Finding:

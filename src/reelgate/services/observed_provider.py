@@ -52,6 +52,23 @@ class ObservedProvider:
     async def probe(self) -> None:
         await self._call("probe", self.inner.probe())
 
+    async def find_created(self, task_id: str) -> UpstreamStatus | None:
+        # Not every provider asks anything here (KIE has no lookup): only its failures are
+        # told to the channel's health, never a success that may not have reached it.
+        started = time.perf_counter()
+        try:
+            found = await self.inner.find_created(task_id)
+        except UpstreamError as exc:
+            self.metrics.upstream_call(
+                self.channel, "find_created", outcome(exc), time.perf_counter() - started
+            )
+            self.health.failed(exc.code, exc.fault, self.clock())
+            raise
+        self.metrics.upstream_call(
+            self.channel, "find_created", "ok", time.perf_counter() - started
+        )
+        return found
+
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         return self.inner.read_callback(headers, body)
 

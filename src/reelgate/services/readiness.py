@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -30,11 +31,11 @@ class Check:
 
 
 class Readiness:
-    def __init__(self, db: Database, provider: ObservedProvider | None) -> None:
+    def __init__(self, db: Database, providers: Sequence[ObservedProvider] = ()) -> None:
         self.db = db
-        self.provider = provider
-        """The upstream this process talks to; None for one that does not (an engine's own
-        metrics port reads it from its engine instead)."""
+        self.providers = tuple(providers)
+        """The upstream channels this process talks to; ready while any of them can take
+        tasks (none: a process that talks to no upstream)."""
         self.head = head_revision()
         self.loops: tuple[LoopHealth, ...] = ()
         """The engine loops this process runs, when it runs them."""
@@ -46,8 +47,8 @@ class Readiness:
         checks = [Check("shutdown", not draining, shutdown)]
         checks.extend(await self._database())
         checks.append(self._engine())
-        if self.provider is not None:
-            checks.append(await self._upstream(self.provider))
+        if self.providers:
+            checks.append(await self._upstreams())
         return checks
 
     async def _database(self) -> list[Check]:
@@ -76,14 +77,15 @@ class Readiness:
             return Check("engine", False, detail)
         return Check("engine", True, f"running: {', '.join(loop.name for loop in self.loops)}")
 
-    async def _upstream(self, provider: ObservedProvider) -> Check:
-        if await provider.alive():
-            return Check("upstream", True, f"the {provider.channel} channel can take tasks")
-        health = provider.health
-        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(health.failing_since or 0))
-        return Check(
-            "upstream",
-            False,
-            f"every call to the {provider.channel} channel has failed since {since} "
-            f"(last: {health.last_error})",
-        )
+    async def _upstreams(self) -> Check:
+        failing = []
+        for provider in self.providers:
+            if await provider.alive():
+                return Check("upstream", True, f"the {provider.channel} channel can take tasks")
+            health = provider.health
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(health.failing_since or 0))
+            failing.append(
+                f"every call to the {provider.channel} channel has failed since {since} "
+                f"(last: {health.last_error})"
+            )
+        return Check("upstream", False, "; ".join(failing))

@@ -12,6 +12,7 @@ from reelgate.domain.listing import EXPORT_CHUNK, Page, TaskFilter, page_of
 from reelgate.domain.task import TaskRecord
 from reelgate.domain.usage import LedgerEntry, LedgerFilter, UsageQuery, UsageReport
 from reelgate.services.accounts import AccountService
+from reelgate.store import stats
 from reelgate.store.database import Database
 from reelgate.store.tasks import TaskStore
 from reelgate.store.usage import UsageStore
@@ -35,6 +36,7 @@ async def _chunks(
 
 class UsageService:
     def __init__(self, db: Database) -> None:
+        self.db = db
         self.tasks = TaskStore(db)
         self.store = UsageStore(db)
         self.accounts = AccountService(db)
@@ -72,3 +74,7 @@ class UsageService:
 
     async def usage(self, query: UsageQuery) -> UsageReport:
         return UsageReport(query, await self.store.usage(query))
+
+    async def activity(self, since_s: int) -> stats.Activity:
+        """Tasks created and ended per minute since ``since_s``, over every account."""
+        return await stats.activity(self.db, since_s)

@@ -11,8 +11,9 @@ from reelgate.domain.pricing import PriceBook
 from reelgate.domain.secret_key import KeyUse, SecretKey
 from reelgate.services.accounts import AccountService, hash_secret
 from reelgate.services.callbacks import CallbackIntake
+from reelgate.services.channels import Channels
 from reelgate.services.metrics import Metrics
-from reelgate.services.observed_provider import ObservedProvider
+from reelgate.services.rates import Rates, buckets
 from reelgate.services.signing import media_signing_key
 from reelgate.services.tasks import TaskService
 from reelgate.services.usage import UsageService
@@ -21,7 +22,7 @@ from reelgate.store import changes, meta
 from reelgate.store.database import Database
 from reelgate.store.media import MediaFiles
 from reelgate.store.tasks import TaskStore
-from reelgate.upstream.provider import Provider
+from reelgate.upstream.wiring import Upstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,10 @@ class Services:
     """Signs links to stored videos."""
     metrics: Metrics
     """This process's metrics."""
-    provider: ObservedProvider
-    """The upstream, every call to it measured: what the engine talks to as well."""
+    channels: Channels
+    """The upstream channels, every call to them measured: what the engine talks to as well."""
+    rates: Rates
+    """Per-key request rates, in Redis or in this process (REELGATE_REDIS_URL)."""
 
     async def follow_changes(self) -> AsyncIterator[Change]:
         """Every change any process commits from now on (see :mod:`reelgate.store.changes`)."""
@@ -54,14 +57,14 @@ async def open_services(
     settings: Settings,
     key: SecretKey,
     db: Database,
-    provider: Provider,
+    upstream: Upstream,
     callback_base: str | None,
     metrics: Metrics,
 ) -> Services:
     """The services, with the keys the gateway keeps read from the database (or made there on
     first start). ``db`` is opened with ``key`` (:func:`reelgate.services.database.open_database`);
-    ``callback_base`` is where upstreams reach this channel's callbacks; ``metrics`` is the
-    process's registry."""
+    ``callback_base`` is where upstreams reach the callbacks, ``{channel}`` standing for the
+    channel; ``metrics`` is the process's registry."""
     link_key = await media_signing_key(db, settings)
     admin_token_hash = (
         hash_secret(settings.admin_token)
@@ -73,23 +76,32 @@ async def open_services(
     callback_key = key.derive(KeyUse.CALLBACK_TOKENS)
     prices = PriceBook(settings.prices)
     store = TaskStore(db)
-    observed = ObservedProvider(provider, metrics)
+    channels = Channels(
+        db,
+        upstream.channels,
+        upstream.providers,
+        metrics,
+        failures_to_open=settings.circuit_failures,
+        cool_down_s=settings.circuit_cool_down_s,
+    )
+    await channels.start()
     # Reading a task back after a callback leases it as an engine's check does, for as long: a
     # process killed meanwhile holds the task no longer than a killed engine would.
     callbacks = CallbackIntake(
-        store, observed, callback_key, callback_base, lease_s=settings.engine_lease_s
+        store, channels.provider, callback_key, callback_base, lease_s=settings.engine_lease_s
     )
     return Services(
         settings=settings,
         db=db,
         prices=prices,
         accounts=AccountService(db),
-        tasks=TaskService(db, settings, prices, observed, callbacks.url_for),
+        tasks=TaskService(db, settings, prices, channels, callbacks.url_for),
         usage=UsageService(db),
         callbacks=callbacks,
         videos=Videos(store, MediaFiles(settings.media_dir), link_key),
         admin_token_hash=admin_token_hash,
         link_key=link_key,
         metrics=metrics,
-        provider=observed,
+        channels=channels,
+        rates=Rates(buckets(settings.redis_url)),
     )

@@ -15,14 +15,24 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 import sqlalchemy as sa
 
-from reelgate.domain.task import BillingStatus, LedgerKind, NewTask, Submission, TaskState
-from reelgate.errors import InsufficientBalance
+from reelgate.domain.idempotency import Claim, Phase
+from reelgate.domain.limits import usd
+from reelgate.domain.task import (
+    UNFINISHED_STATES,
+    BillingStatus,
+    LedgerKind,
+    NewTask,
+    Submission,
+    TaskState,
+)
+from reelgate.errors import InsufficientBalance, KeyBudgetExceeded, RateLimited
 from reelgate.store.lanes import PostgresLane, SqliteLane, immediate
 from reelgate.store.schema import tasks
 
@@ -156,19 +166,181 @@ WHERE id = ? AND upstream_task_id IS NULL
 """
 
 
-async def insert(lane: PostgresLane | SqliteLane, new: NewTask) -> None:
-    """Store the task and hold its cost, or raise InsufficientBalance and store nothing."""
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """What a create must check and write beside its task, in the same transaction: its
+    Idempotency-Key, and its key's limits counted from the tasks themselves (so that they hold
+    exactly across processes). Creates without one take the batched path alone."""
+
+    claim: Claim | None = None
+    max_in_flight: int | None = None
+    budget_micro_usdc: int | None = None
+    budget_since_s: int = 0
+    retry_in_flight_s: int = 1
+    """What a refusal for tasks in flight tells the client to wait."""
+
+
+# Why a guarded create was not stored, with a figure for the message.
+_SHORT, _TAKEN, _IN_FLIGHT, _OVER_BUDGET = "short", "taken", "in_flight", "over_budget"
+Refusal = tuple[str, int]
+
+# A key's tasks in flight, and its spending since a time: ix_tasks_key_id_state_created_at.
+_LIVE: Final = ", ".join(f"'{s.value}'" for s in UNFINISHED_STATES)
+_SPENDING: Final = ", ".join(f"'{s.value}'" for s in (*UNFINISHED_STATES, TaskState.SUCCESS))
+_COUNT_IN_FLIGHT: Final = f"SELECT count(*) FROM tasks WHERE key_id = {{p}} AND state IN ({_LIVE})"
+_SPENT: Final = (
+    "SELECT coalesce(sum(cost_micro_usdc), 0) FROM tasks "
+    f"WHERE key_id = {{p}} AND state IN ({_SPENDING}) AND created_at >= {{q}}"
+)
+_CLAIM_COLUMNS: Final = (
+    "account_id, key, fingerprint, task_id, phase, status, body, location, created_at_ms, "
+    "pending_until_ms, expires_at_ms"
+)
+_PG_CLAIM: Final = f"""
+INSERT INTO idempotency_keys ({_CLAIM_COLUMNS})
+VALUES ($1, $2, $3, $4, '{Phase.PENDING.value}', $5, $6, $7, $8, $9, $10)
+ON CONFLICT (account_id, key) DO UPDATE SET
+    fingerprint = excluded.fingerprint, task_id = excluded.task_id, phase = excluded.phase,
+    status = excluded.status, body = excluded.body, location = excluded.location,
+    created_at_ms = excluded.created_at_ms, pending_until_ms = excluded.pending_until_ms,
+    expires_at_ms = excluded.expires_at_ms
+WHERE idempotency_keys.expires_at_ms <= excluded.created_at_ms
+RETURNING 1
+"""
+_PG_LOCK_KEY: Final = "SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE"
+_SQLITE_DROP_EXPIRED: Final = (
+    "DELETE FROM idempotency_keys WHERE account_id = ? AND key = ? AND expires_at_ms <= ?"
+)
+_SQLITE_FIND_CLAIM: Final = "SELECT 1 FROM idempotency_keys WHERE account_id = ? AND key = ?"
+_SQLITE_CLAIM: Final = f"""
+INSERT INTO idempotency_keys ({_CLAIM_COLUMNS})
+VALUES (?, ?, ?, ?, '{Phase.PENDING.value}', ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _claim_values(new: NewTask, claim: Claim) -> tuple[Any, ...]:
+    answer = claim.answer
+    return (
+        new.account_id,
+        claim.key,
+        claim.fingerprint,
+        new.id,
+        answer.status,
+        answer.body,
+        answer.location,
+        claim.created_at_ms,
+        claim.pending_until_ms,
+        claim.expires_at_ms,
+    )
+
+
+async def insert(lane: PostgresLane | SqliteLane, new: NewTask, guard: Guard | None = None) -> bool:
+    """Store the task and hold its cost; or raise (InsufficientBalance, KeyBudgetExceeded,
+    RateLimited) and store nothing. False, storing nothing, when the guard's Idempotency-Key
+    is already taken."""
     values = _values(new)
-    if isinstance(lane, PostgresLane):
-        write = functools.partial(_pg_insert, lane)
+    refusal: Refusal | None
+    if guard is not None:
+        if isinstance(lane, PostgresLane):
+            refusal = await _pg_insert_guarded(lane, values, new, guard)
+        else:
+            refusal = await lane.batcher("insert", functools.partial(_sqlite_insert, lane)).submit(
+                (values, new, guard)
+            )
     else:
-        write = functools.partial(_sqlite_insert, lane)
-    short = await lane.batcher("insert", write).submit(values)
-    if short is not None:
-        raise InsufficientBalance(
-            f"this task costs {new.quote.cost_micro_usdc} micro-USDC but the account has "
-            f"{short} micro-USDC available"
+        if isinstance(lane, PostgresLane):
+            write = functools.partial(_pg_insert, lane)
+        else:
+            write = functools.partial(_sqlite_insert, lane)
+        short = await lane.batcher("insert", write).submit(values)
+        refusal = None if short is None else (_SHORT, short)
+    if refusal is None:
+        return True
+    kind, figure = refusal
+    if kind == _TAKEN:
+        return False
+    if kind == _IN_FLIGHT:
+        raise RateLimited(
+            f"this API key has {figure} tasks in flight, the most it may have; wait for one to end",
+            retry_after_s=guard.retry_in_flight_s if guard else 1,
+            code="concurrency_limit",
         )
+    if kind == _OVER_BUDGET:
+        budget = 0 if guard is None else guard.budget_micro_usdc or 0
+        raise KeyBudgetExceeded(
+            f"this task costs {usd(new.quote.cost_micro_usdc)} USD and this API key has spent "
+            f"{usd(figure)} of its {usd(budget)} USD budget for the period"
+        )
+    raise InsufficientBalance(
+        f"this task costs {new.quote.cost_micro_usdc} micro-USDC but the account has "
+        f"{figure} micro-USDC available"
+    )
+
+
+class _Refused(Exception):
+    """Rolls a guarded create's transaction back, carrying why."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal[0])
+        self.refusal = refusal
+
+
+async def _pg_insert_guarded(
+    lane: PostgresLane, values: tuple[Any, ...], new: NewTask, guard: Guard
+) -> Refusal | None:
+    """One create in a transaction of its own: its Idempotency-Key claimed first (a repeat
+    running at the same time waits here for this one to end, then finds the key taken), the
+    key's row locked while its tasks are counted, then the task and its reservation."""
+    async with lane.connection() as conn:
+        try:
+            async with conn.transaction():
+                if guard.claim is not None:
+                    claimed = await conn.fetchval(_PG_CLAIM, *_claim_values(new, guard.claim))
+                    if claimed is None:
+                        return (_TAKEN, 0)
+                if guard.max_in_flight is not None or guard.budget_micro_usdc is not None:
+                    await conn.execute(_PG_LOCK_KEY, new.key_id)
+                    refusal = await _pg_limits(conn, new, guard)
+                    if refusal is not None:
+                        raise _Refused(refusal)
+                if await conn.fetchval(_PG_INSERT, *values) is None:
+                    raise _Refused(
+                        (_SHORT, await conn.fetchval(_PG_AVAILABLE, new.account_id) or 0)
+                    )
+        except _Refused as refused:
+            return refused.refusal
+    return None
+
+
+async def _pg_limits(conn: Any, new: NewTask, guard: Guard) -> Refusal | None:
+    if guard.max_in_flight is not None:
+        live = await conn.fetchval(_COUNT_IN_FLIGHT.format(p="$1"), new.key_id)
+        if live >= guard.max_in_flight:
+            return (_IN_FLIGHT, live)
+    if guard.budget_micro_usdc is not None:
+        spent = await conn.fetchval(_SPENT.format(p="$1", q="$2"), new.key_id, guard.budget_since_s)
+        if spent + new.quote.cost_micro_usdc > guard.budget_micro_usdc:
+            return (_OVER_BUDGET, spent)
+    return None
+
+
+def _sqlite_limits(conn: sqlite3.Connection, new: NewTask, guard: Guard) -> Refusal | None:
+    if guard.claim is not None:
+        claim = guard.claim
+        conn.execute(_SQLITE_DROP_EXPIRED, (new.account_id, claim.key, claim.created_at_ms))
+        if conn.execute(_SQLITE_FIND_CLAIM, (new.account_id, claim.key)).fetchone():
+            return (_TAKEN, 0)
+    if guard.max_in_flight is not None:
+        live = conn.execute(_COUNT_IN_FLIGHT.format(p="?"), (new.key_id,)).fetchone()[0]
+        if live >= guard.max_in_flight:
+            return (_IN_FLIGHT, live)
+    if guard.budget_micro_usdc is not None:
+        spent = conn.execute(
+            _SPENT.format(p="?", q="?"), (new.key_id, guard.budget_since_s)
+        ).fetchone()[0]
+        if spent + new.quote.cost_micro_usdc > guard.budget_micro_usdc:
+            return (_OVER_BUDGET, spent)
+    return None
 
 
 async def _pg_insert(lane: PostgresLane, batch: list[tuple[Any, ...]]) -> list[int | None]:
@@ -197,23 +369,37 @@ def _as_json(batch: list[tuple[Any, ...]]) -> str:
     return orjson.dumps([dict(zip(COLUMNS, values, strict=True)) for values in batch]).decode()
 
 
-async def _sqlite_insert(lane: SqliteLane, batch: list[tuple[Any, ...]]) -> list[int | None]:
+async def _sqlite_insert(lane: SqliteLane, batch: list[Any]) -> list[Any]:
     """A batch of creates in one transaction of the writer thread, each as it would be alone:
-    None for each one stored, else what its account has available."""
+    None for each one stored, else what its account has available (or, for a guarded create,
+    why it was refused). A guarded create comes as (values, new task, guard): checked in the
+    same transaction it is stored in, and SQLite has one writer at a time, so its counts hold."""
     return await lane.run(functools.partial(_sqlite_insert_all, batch))
 
 
-def _sqlite_insert_all(batch: list[tuple[Any, ...]], conn: sqlite3.Connection) -> list[int | None]:
-    results: list[int | None] = []
+def _sqlite_insert_all(batch: list[Any], conn: sqlite3.Connection) -> list[Any]:
+    results: list[Any] = []
     with immediate(conn):
-        for values in batch:
+        for item in batch:
+            guard: Guard | None = None
+            if isinstance(item[0], tuple):
+                values, new, guard = item
+                refusal = _sqlite_limits(conn, new, guard)
+                if refusal is not None:
+                    results.append(refusal)
+                    continue
+            else:
+                values = item
             account, cost = values[_ACCOUNT], values[_COST]
             if conn.execute(_SQLITE_HOLD, (cost, account, cost)).rowcount != 1:
                 row = conn.execute(_SQLITE_AVAILABLE, (account,)).fetchone()
-                results.append(int(row[0]) if row else 0)
+                available = int(row[0]) if row else 0
+                results.append(available if guard is None else (_SHORT, available))
                 continue
             conn.execute(_SQLITE_INSERT, values)
             conn.execute(_SQLITE_RESERVE, (account, values[_ID], cost, values[_CREATED]))
+            if guard is not None and guard.claim is not None:
+                conn.execute(_SQLITE_CLAIM, _claim_values(new, guard.claim))
             results.append(None)
     return results
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from reelgate.domain.accounts import Account, ApiKey
 from reelgate.domain.changes import KEY
 from reelgate.domain.ids import is_id, new_id
+from reelgate.domain.limits import Budget, BudgetPeriod, KeyLimits, Rate
 from reelgate.domain.money import MAX_BALANCE_MICRO_USDC
 from reelgate.domain.task import LedgerKind
 from reelgate.domain.webhooks import new_webhook_secret
@@ -22,13 +23,53 @@ from reelgate.store.schema import accounts, api_keys, ledger
 from reelgate.store.sealing import PREFIX, Sealer, is_sealed
 
 # An ApiKey's fields: everything but the hash, which never leaves the store.
-_KEY_COLUMNS = (
-    api_keys.c.id,
-    api_keys.c.account_id,
-    api_keys.c.prefix,
-    api_keys.c.created_at,
-    api_keys.c.revoked_at,
-)
+_KEY_COLUMNS = tuple(c for c in api_keys.c if c.name != "key_hash")
+
+
+def key_of(row: sa.Row[Any]) -> ApiKey:
+    """An api_keys row as a value, its limits gathered."""
+    m = row._mapping
+    rate = (
+        None
+        if m["rate_count"] is None
+        else Rate(m["rate_count"], m["rate_period_s"], m["rate_burst"])
+    )
+    budget = (
+        None
+        if m["budget_micro_usdc"] is None
+        else Budget(m["budget_micro_usdc"], BudgetPeriod(m["budget_period"]))
+    )
+    return ApiKey(
+        id=m["id"],
+        account_id=m["account_id"],
+        prefix=m["prefix"],
+        created_at=m["created_at"],
+        revoked_at=m["revoked_at"],
+        name=m["name"],
+        limits=KeyLimits(
+            rate=rate,
+            max_in_flight=m["max_in_flight"],
+            models=None if m["models"] is None else tuple(m["models"].split(",")),
+            budget=budget,
+            expires_at=m["expires_at"],
+        ),
+    )
+
+
+def limit_values(name: str | None, limits: KeyLimits) -> dict[str, Any]:
+    """The api_keys columns that hold a key's name and limits."""
+    rate, budget = limits.rate, limits.budget
+    return {
+        "name": name,
+        "rate_count": None if rate is None else rate.count,
+        "rate_period_s": None if rate is None else rate.period_s,
+        "rate_burst": None if rate is None else rate.burst,
+        "max_in_flight": limits.max_in_flight,
+        "models": None if limits.models is None else ",".join(limits.models),
+        "budget_micro_usdc": None if budget is None else budget.micro_usdc,
+        "budget_period": None if budget is None else budget.period.value,
+        "expires_at": limits.expires_at,
+    }
 
 
 def _place(account_id: str) -> str:
@@ -127,6 +168,14 @@ class AccountStore:
         async with self.db.read() as conn:
             return await _account_by_name(conn, self.db.sealer, name)
 
+    async def by_name(self, after: str | None, limit: int) -> list[Account]:
+        """Up to ``limit`` accounts in the order of their names, after the name ``after``."""
+        query = sa.select(accounts).order_by(accounts.c.name).limit(limit)
+        if after is not None:
+            query = query.where(accounts.c.name > after)
+        async with self.db.read() as conn:
+            return [account_of(row, self.db.sealer) for row in await conn.execute(query)]
+
     async def by_id(self, account_id: str) -> Account:
         async with self.db.read() as conn:
             row = (
@@ -204,22 +253,63 @@ class AccountStore:
                 .where(api_keys.c.account_id == account_id)
                 .order_by(api_keys.c.id)
             )
-            return [ApiKey(**row._mapping) for row in rows]
+            return [key_of(row) for row in rows]
 
-    async def add_key(self, account_name: str, key_hash: str, prefix: str) -> ApiKey:
-        key = ApiKey(new_id("key"), "", prefix, int(time.time()), None)
+    async def add_key(
+        self,
+        account_name: str,
+        key_hash: str,
+        prefix: str,
+        name: str | None = None,
+        limits: KeyLimits | None = None,
+    ) -> ApiKey:
+        key_id, created_at = new_id("key"), int(time.time())
         async with self.db.write() as conn:
             account = await _account_by_name(conn, self.db.sealer, account_name)
             await conn.execute(
                 api_keys.insert().values(
-                    id=key.id,
+                    id=key_id,
                     account_id=account.id,
                     key_hash=key_hash,
                     prefix=prefix,
-                    created_at=key.created_at,
+                    created_at=created_at,
+                    **limit_values(name, limits or KeyLimits()),
                 )
             )
-        return ApiKey(key.id, account.id, prefix, key.created_at, None)
+            return await self._key(conn, key_id)
+
+    async def _key(self, conn: AsyncConnection, key_id: str) -> ApiKey:
+        row = (
+            await conn.execute(sa.select(*_KEY_COLUMNS).where(api_keys.c.id == key_id))
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no API key with id {key_id[:100]!r}")
+        return key_of(row)
+
+    async def get_key(self, key_id: str) -> ApiKey:
+        if not is_id("key", key_id):
+            raise NotFound(f"no API key with id {key_id[:100]!r}")
+        async with self.db.read() as conn:
+            return await self._key(conn, key_id)
+
+    async def update_key(self, key_id: str, name: str | None, limits: KeyLimits) -> ApiKey:
+        """Set the key's name and limits (all of them: the caller merged what stays); every
+        process learns of it from the change feed and reads the key afresh."""
+        if not is_id("key", key_id):
+            raise NotFound(f"no API key with id {key_id[:100]!r}")
+        async with self.db.write() as conn:
+            key_hash = (
+                await conn.execute(sa.select(api_keys.c.key_hash).where(api_keys.c.id == key_id))
+            ).scalar_one_or_none()
+            if key_hash is None:
+                raise NotFound(f"no API key with id {key_id[:100]!r}")
+            await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.id == key_id)
+                .values(**limit_values(name, limits))
+            )
+            await changes.publish(conn, KEY, key_hash)
+            return await self._key(conn, key_id)
 
     async def revoke_key(self, key_id: str) -> ApiKey:
         if not is_id("key", key_id):
@@ -237,7 +327,7 @@ class AccountStore:
                     api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=revoked_at)
                 )
                 await changes.publish(conn, KEY, row.key_hash)
-            return ApiKey(row.id, row.account_id, row.prefix, row.created_at, revoked_at)
+            return await self._key(conn, key_id)
 
     async def find_key(self, key_hash: str) -> ApiKey | None:
         """The key with this hash, revoked or not; None when there is none."""
@@ -245,4 +335,4 @@ class AccountStore:
             row = (
                 await conn.execute(sa.select(*_KEY_COLUMNS).where(api_keys.c.key_hash == key_hash))
             ).one_or_none()
-            return None if row is None else ApiKey(**row._mapping)
+            return None if row is None else key_of(row)

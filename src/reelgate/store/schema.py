@@ -53,6 +53,8 @@ UNFINISHED_SQL = _one_of("state", UNFINISHED_STATES)
 SUCCEEDED_SQL = f"state = '{TaskState.SUCCESS.value}'"
 SETTLED_SQL = _one_of("kind", (LedgerKind.COMMIT, LedgerKind.RELEASE))
 """A task's settlement: spelled as the partial indexes are, so that queries can use them."""
+COMMIT_SQL = f"kind = '{LedgerKind.COMMIT.value}'"
+RELEASE_SQL = f"kind = '{LedgerKind.RELEASE.value}'"
 
 SEALED_SECRET_LENGTH = 255
 """A sealed webhook secret takes 109 characters; room is left for another scheme."""
@@ -92,6 +94,17 @@ api_keys = sa.Table(
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    # The key's limits (see reelgate.domain.limits); NULL is no limit.
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("rate_count", sa.Integer, nullable=True),
+    sa.Column("rate_period_s", sa.Integer, nullable=True),
+    sa.Column("rate_burst", sa.Integer, nullable=True),
+    sa.Column("max_in_flight", sa.Integer, nullable=True),
+    # Comma-separated model ids.
+    sa.Column("models", sa.String(1000), nullable=True),
+    sa.Column("budget_micro_usdc", sa.BigInteger, nullable=True),
+    sa.Column("budget_period", sa.String(16), nullable=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
 )
 
 tasks = sa.Table(
@@ -135,6 +148,9 @@ tasks = sa.Table(
     sa.Column("media", sa.Text, nullable=True),
     # The X-Request-ID of the create that made the task, to find its log lines.
     sa.Column("request_id", sa.String(REQUEST_ID_LENGTH), nullable=True),
+    # What a success commits when a failover moved the task to a cheaper channel than its
+    # reservation was made at (the rest is released); None: its whole reservation.
+    sa.Column("charge_micro_usdc", sa.BigInteger, nullable=True),
     # An account's tasks newest first (ids are ULIDs, in order of creation), and through the
     # time in their ids, those created in a window (see reelgate.domain.listing).
     sa.Index("ix_tasks_account_id_id", "account_id", "id"),
@@ -145,6 +161,15 @@ tasks = sa.Table(
         postgresql_where=sa.text(UNFINISHED_SQL),
     ),
     sa.Index("ix_tasks_upstream_task_id", "upstream_task_id"),
+    # A key's tasks in flight, and its spending in a budget's window (see accepting.py).
+    sa.Index("ix_tasks_key_id_state_created_at", "key_id", "state", "created_at"),
+    # Each channel's tasks in flight, counted for its max_in_flight.
+    sa.Index(
+        "ix_tasks_channel_unfinished",
+        "channel",
+        sqlite_where=sa.text(UNFINISHED_SQL),
+        postgresql_where=sa.text(UNFINISHED_SQL),
+    ),
     # The most recent successes of a model, whose durations make the tasks' ETA hints.
     sa.Index(
         "ix_tasks_succeeded",
@@ -182,12 +207,21 @@ ledger = sa.Table(
         sqlite_where=sa.text("kind = 'reserve'"),
         postgresql_where=sa.text("kind = 'reserve'"),
     ),
+    # A success that failed over to a cheaper channel commits its price and releases the rest:
+    # at most one commit and one release per task.
     sa.Index(
-        "uq_ledger_task_settlement",
+        "uq_ledger_task_commit",
         "task_id",
         unique=True,
-        sqlite_where=sa.text(SETTLED_SQL),
-        postgresql_where=sa.text(SETTLED_SQL),
+        sqlite_where=sa.text(COMMIT_SQL),
+        postgresql_where=sa.text(COMMIT_SQL),
+    ),
+    sa.Index(
+        "uq_ledger_task_release",
+        "task_id",
+        unique=True,
+        sqlite_where=sa.text(RELEASE_SQL),
+        postgresql_where=sa.text(RELEASE_SQL),
     ),
     # An account's statement, newest first.
     sa.Index("ix_ledger_account_id_id", "account_id", "id"),
@@ -205,6 +239,27 @@ ledger = sa.Table(
         sqlite_where=sa.text(SETTLED_SQL),
         postgresql_where=sa.text(SETTLED_SQL),
     ),
+)
+
+# The first answer to each create sent with an Idempotency-Key, written in the transaction that
+# stores its task and reservation; kept for REELGATE_IDEMPOTENCY_TTL_S, then pruned.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    # No foreign key: the row is claimed first in its transaction, before its task is stored,
+    # so that a repeat waits on it instead of holding money it would then give back.
+    sa.Column("task_id", sa.String(40), nullable=True),
+    # pending (the create has not answered yet, or its process died) or done.
+    sa.Column("phase", sa.String(16), nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("location", sa.String(300), nullable=True),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("pending_until_ms", sa.BigInteger, nullable=False),
+    sa.Column("expires_at_ms", sa.BigInteger, nullable=False, index=True),
 )
 
 PENDING_DELIVERY_SQL = f"status = '{DeliveryStatus.PENDING}'"
@@ -253,4 +308,20 @@ change_events = sa.Table(
     sa.Column("topic", sa.String(16), nullable=False),
     sa.Column("ref", sa.String(200), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# Each channel's circuit and recent calls, shared by every process of the deployment (see
+# reelgate.domain.channels): the CLI, the API processes and the engines see one circuit.
+channel_circuits = sa.Table(
+    "channel_circuits",
+    metadata,
+    sa.Column("channel", sa.String(40), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("open_until_ms", sa.BigInteger, nullable=True),
+    sa.Column("probe_until_ms", sa.BigInteger, nullable=True),
+    sa.Column("last_error", sa.String(100), nullable=True),
+    sa.Column("last_error_at_ms", sa.BigInteger, nullable=True),
+    sa.Column("window_started_ms", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("calls", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
 )

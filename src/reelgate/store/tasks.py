@@ -129,6 +129,7 @@ def _record(row: sa.RowMapping) -> TaskRecord:
         media=tuple(MediaFile(**item) for item in _json_or_none(row["media"]) or ()),
         delivery=_delivery(row),
         request_id=row["request_id"],
+        charge_micro_usdc=row["charge_micro_usdc"],
     )
 
 
@@ -214,10 +215,12 @@ class TaskStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, new: NewTask) -> TaskRecord:
+    async def create(self, new: NewTask, guard: accepting.Guard | None = None) -> TaskRecord | None:
         """Insert the task and reserve its cost in one transaction, or raise InsufficientBalance
-        (see :mod:`.accepting`)."""
-        await accepting.insert(self.db.lane, new)
+        (see :mod:`.accepting`); None, storing nothing, when the guard's Idempotency-Key is
+        taken."""
+        if not await accepting.insert(self.db.lane, new, guard):
+            return None
         return new.as_stored()
 
     async def get(self, task_id: str) -> TaskRecord | None:
@@ -228,6 +231,33 @@ class TaskStore:
         """The upstream accepted the task under this id: the first id recorded stays (see
         :mod:`.accepting`)."""
         await accepting.accept(self.db.lane, task_id, upstream_task_id, int(time.time()))
+
+    async def switch_channel(
+        self, task_id: str, from_channel: str, to_channel: str, quote: Quote, charge: int
+    ) -> bool:
+        """Before a create is retried on another channel: the task is that channel's from now
+        on, priced at its tier price and margin, ``charge`` being what a success will commit
+        (at most the reservation, which stays as it was). Only a task still unsent to any
+        upstream moves; True when this call moved it."""
+        async with self.db.write() as conn:
+            moved = await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.id == task_id,
+                    tasks.c.channel == from_channel,
+                    tasks.c.upstream_task_id.is_(None),
+                    tasks.c.submission == Submission.PENDING,
+                    _UNFINISHED,
+                )
+                .values(
+                    channel=to_channel,
+                    price_per_second_micro_usdc=quote.price_per_second_micro_usdc,
+                    margin_ppm=quote.margin_ppm,
+                    charge_micro_usdc=charge,
+                    updated_at=int(time.time()),
+                )
+            )
+            return bool(moved.rowcount)
 
     async def record_submission_unknown(self, task_id: str) -> None:
         """The create was sent but its answer never came (or will never come: the process that
@@ -286,15 +316,24 @@ class TaskStore:
                     tasks.update()
                     .where(tasks.c.id == task_id, tasks.c.state.not_in(list(FINAL_STATES)))
                     .values(**values)
-                    .returning(tasks.c.account_id, tasks.c.cost_micro_usdc, tasks.c.request)
+                    .returning(
+                        tasks.c.account_id,
+                        tasks.c.cost_micro_usdc,
+                        tasks.c.request,
+                        tasks.c.charge_micro_usdc,
+                    )
                 )
             ).one_or_none()
             if won is None:
                 return False
-            account_id, cost, request = won
-            kind = LedgerKind.COMMIT if succeeded else LedgerKind.RELEASE
-            await _ledger_entry(conn, account_id, task_id, kind, cost, now)
-            balance = accounts.c.balance_micro_usdc - (cost if succeeded else 0)
+            account_id, cost, request, charge = won
+            paid = (cost if charge is None else min(charge, cost)) if succeeded else 0
+            if succeeded:
+                await _ledger_entry(conn, account_id, task_id, LedgerKind.COMMIT, paid, now)
+            if not succeeded or paid < cost:
+                # A failure releases it all; a success on a cheaper channel, the difference.
+                await _ledger_entry(conn, account_id, task_id, LedgerKind.RELEASE, cost - paid, now)
+            balance = accounts.c.balance_micro_usdc - paid
             await conn.execute(
                 accounts.update()
                 .where(accounts.c.id == account_id)

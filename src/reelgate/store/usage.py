@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reelgate.domain.task import LedgerKind
+from reelgate.domain.task import LedgerKind, TaskState
 from reelgate.domain.usage import (
     SECONDS_PER_DAY,
     GroupBy,
@@ -91,7 +91,8 @@ class UsageStore:
             sa.select(
                 group,
                 sa.func.count().filter(committed),
-                sa.func.count().filter(released),
+                # Failed tasks: a success that failed over to a cheaper channel releases too.
+                sa.func.count().filter(released, tasks.c.state == TaskState.FAIL.value),
                 _sum_if(LedgerKind.COMMIT, tasks.c.duration),
                 _sum_if(LedgerKind.COMMIT, ledger.c.amount_micro_usdc),
                 _sum_if(LedgerKind.RELEASE, ledger.c.amount_micro_usdc),

@@ -42,6 +42,8 @@ _STATES: Final = {
 # Fields that the gateway always sends because the price depends on them; all others are passed
 # through only when the client gave them.
 _PRICED_FIELDS: Final = ("resolution", "aspect_ratio", "duration")
+# The gateway's own fields: the upstream never sees them.
+_NOT_SENT: Final = ("model", "callBackUrl", "channel_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +117,11 @@ def _unreadable() -> UpstreamError:
     )
 
 
-def create_body(request: VideoGenerationRequest, callback_url: str | None) -> dict[str, Any]:
+def create_body(
+    request: VideoGenerationRequest,
+    callback_url: str | None,
+    models: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The createTask body: the upstream model, and only the fields the client gave (plus the
     priced ones, so that what is made is what was billed)."""
     given = request.model_dump(exclude_none=True, exclude_unset=True)
@@ -123,9 +129,10 @@ def create_body(request: VideoGenerationRequest, callback_url: str | None) -> di
     fields = {
         name: value
         for name, value in accepted.items()
-        if name not in ("model", "callBackUrl") and (name in given or name in _PRICED_FIELDS)
+        if name not in _NOT_SENT and (name in given or name in _PRICED_FIELDS)
     }
-    body: dict[str, Any] = {"model": MODELS[request.model].upstream_id, "input": fields}
+    upstream_model = (models or {}).get(request.model) or MODELS[request.model].upstream_id
+    body: dict[str, Any] = {"model": upstream_model, "input": fields}
     if callback_url is not None:
         body["callBackUrl"] = callback_url
     return body
@@ -187,8 +194,6 @@ class KieProvider:
     measured against the sandbox on one core).
     """
 
-    channel = CHANNEL
-
     def __init__(
         self,
         base_url: str,
@@ -197,7 +202,11 @@ class KieProvider:
         hmac_key: str | None = None,
         connect_timeout_s: float = 5.0,
         timeout_s: float = 20.0,
+        channel: str = CHANNEL,
+        models: Mapping[str, str] | None = None,
     ) -> None:
+        self.channel = channel
+        self.models = dict(models) if models is not None else None
         self.base_url = base_url.rstrip("/")
         self.hmac_key = hmac_key
         self._headers = {"authorization": f"Bearer {api_key}"}
@@ -227,7 +236,7 @@ class KieProvider:
             self._session = None
 
     async def submit(self, request: VideoGenerationRequest, callback_url: str | None) -> str:
-        body = orjson.dumps(create_body(request, callback_url))
+        body = orjson.dumps(create_body(request, callback_url, self.models))
         try:
             async with self._client().post(
                 self.base_url + CREATE_PATH,
@@ -258,6 +267,10 @@ class KieProvider:
         if not isinstance(data, dict):
             raise _unreadable()
         return parse_record(data)
+
+    async def find_created(self, task_id: str) -> UpstreamStatus | None:
+        """KIE has no way to list tasks: an unanswered create is found by its callback."""
+        return None
 
     async def credits(self) -> float:
         """The operator's remaining KIE credits."""

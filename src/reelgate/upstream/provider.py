@@ -27,6 +27,12 @@ class Provider(Protocol):
         """The task's current state, in the upstream's own answer."""
         ...
 
+    async def find_created(self, task_id: str) -> UpstreamStatus | None:
+        """The upstream's record of a task whose create went unanswered, when the upstream
+        has a way to look it up (its task list); None when it has none or finds none. The
+        record is believed only when it names the gateway's task (domain.lifecycle.may_bind)."""
+        ...
+
     async def probe(self) -> None:
         """A call that costs nothing and proves that the upstream answers and takes the
         gateway's credentials; raises UpstreamError otherwise."""

@@ -1,4 +1,5 @@
-"""The sandbox's HTTP face: KIE's createTask, recordInfo and credit endpoints, the rendered
+"""The sandbox's HTTP face: KIE's createTask, recordInfo and credit endpoints (or, with
+``protocol="modelark"``, ModelArk's task endpoints: see :mod:`.modelark`), the rendered
 files, and endpoints of its own for tests (``/sandbox/stats``, ``/sandbox/tasks`` and
 ``/sandbox/tasks/{id}``)."""
 
@@ -17,6 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from reelgate.upstream.sandbox.envelope import MESSAGES, envelope, success
+from reelgate.upstream.sandbox.modelark import ark_routes
 from reelgate.upstream.sandbox.service import KieRefusal, Sandbox
 from reelgate.upstream.sandbox.settings import SandboxSettings
 from reelgate.upstream.sandbox.tasks import now_ms
@@ -152,11 +154,17 @@ def create_sandbox_app(settings: SandboxSettings) -> Starlette:
         yield
         await sandbox.aclose()
 
-    app = Starlette(
-        routes=[
+    if settings.protocol == "modelark":
+        speaking = ark_routes(sandbox, authorized, base_url, _disconnected)
+    else:
+        speaking = [
             Route("/api/v1/jobs/createTask", create_task, methods=["POST"]),
             Route("/api/v1/jobs/recordInfo", record_info, methods=["GET"]),
             Route("/api/v1/chat/credit", credit, methods=["GET"]),
+        ]
+    app = Starlette(
+        routes=[
+            *speaking,
             Route("/sandbox/stats", stats, methods=["GET"]),
             Route("/sandbox/tasks", task_list, methods=["GET"]),
             Route("/sandbox/tasks/{task_id}", task_detail, methods=["GET"]),

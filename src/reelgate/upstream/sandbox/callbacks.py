@@ -16,7 +16,7 @@ import orjson
 
 from reelgate.upstream.sandbox.settings import SandboxSettings
 from reelgate.upstream.sandbox.stats import SandboxStats
-from reelgate.upstream.sandbox.tasks import CallbackPlan, SandboxTask, now_ms
+from reelgate.upstream.sandbox.tasks import CallbackPlan, SandboxTask, ark_task, now_ms
 
 ATTEMPTS = 3
 log = logging.getLogger(__name__)
@@ -67,7 +67,11 @@ class Callbacks:
         if render is not None:
             await render.wait()  # a success is told only once its video exists
         at_ms = max(now_ms(), task.done_ms)
-        body = orjson.dumps({"code": 200, "msg": "success", "data": task.record(at_ms)})
+        if self.settings.protocol == "modelark":
+            # ModelArk posts the task resource itself, unsigned.
+            body = orjson.dumps(ark_task(task, at_ms, self.settings.fps))
+        else:
+            body = orjson.dumps({"code": 200, "msg": "success", "data": task.record(at_ms)})
         for _copy in range(plan.copies):
             await self._deliver(task.id, plan.url, body)
 
@@ -80,7 +84,7 @@ class Callbacks:
             if attempt:
                 await asyncio.sleep(self.settings.callback_retry_s)
             headers = {"content-type": "application/json"}
-            if self.settings.hmac_key:
+            if self.settings.hmac_key and self.settings.protocol == "kie":
                 timestamp = str(int(time.time()))
                 headers["X-Webhook-Timestamp"] = timestamp
                 headers["X-Webhook-Signature"] = signature(

@@ -80,6 +80,7 @@ class Sandbox:
         self.tasks: dict[str, SandboxTask] = {}
         self._ids = itertools.count(1)
         self._polling: Counter[str] = Counter()
+        self._prefix = "cgt-" if settings.protocol == "modelark" else "task_bytedance_"
 
     def create(self, body: object, base_url: str) -> SandboxTask:
         """Validate, charge and start a task; raise :class:`KieRefusal` as KIE would refuse."""
@@ -102,7 +103,7 @@ class Sandbox:
         s = self.settings
         failure = Failure(s.fail_code, s.fail_message) if self.draws.chance(s.fail_share) else None
         task = SandboxTask(
-            id=f"task_bytedance_{now_ms()}{next(self._ids):06d}",
+            id=f"{self._prefix}{now_ms()}{next(self._ids):06d}",
             model=body["model"],
             param=orjson.dumps(body).decode(),
             clip=clip,

@@ -37,6 +37,9 @@ class SandboxSettings(BaseSettings):
         env_prefix="REELGATE_SANDBOX_", env_nested_delimiter="__", extra="ignore"
     )
 
+    protocol: Literal["kie", "modelark"] = "kie"
+    """Which upstream's API the sandbox speaks: KIE's Market API, or ModelArk's task API."""
+
     api_key: str | None = None
     """When set, requests must carry it; otherwise any bearer token is accepted."""
     hmac_key: str | None = None

@@ -129,3 +129,44 @@ class SandboxTask:
             "createTime": self.created_ms,
             "updateTime": since_ms,
         }
+
+
+ARK_STATUS: dict[State, str] = {
+    "waiting": "queued",
+    "queuing": "queued",
+    "generating": "running",
+    "success": "succeeded",
+    "fail": "failed",
+}
+
+
+def ark_task(task: SandboxTask, at_ms: int, fps: int) -> dict[str, Any]:
+    """The task as ModelArk's task resource shows it (``modelark-api.md``). It also carries
+    the ``callback_url`` the task was created with, as the gateway's lookup of an unanswered
+    create needs."""
+    state, since_ms = task.state_at(at_ms)
+    outcome = task._outcome() if state in ("success", "fail") else None
+    failure = outcome[2] if outcome is not None else None
+    clip = task.clip
+    return {
+        "id": task.id,
+        "model": task.model,
+        "status": ARK_STATUS[state],
+        "error": {"code": failure.code, "message": failure.message} if failure else None,
+        "content": {"video_url": task.result_url} if state == "success" else None,
+        "usage": (
+            {"completion_tokens": clip.duration * 21_600, "total_tokens": clip.duration * 21_600}
+            if state == "success"
+            else None
+        ),
+        "created_at": task.created_ms // 1000,
+        "updated_at": since_ms // 1000,
+        "seed": 11,
+        "resolution": clip.resolution,
+        "ratio": clip.aspect_ratio,
+        "duration": clip.duration,
+        "framespersecond": fps,
+        "generate_audio": clip.audio,
+        "service_tier": "default",
+        "callback_url": task.callback.url if task.callback else None,
+    }
