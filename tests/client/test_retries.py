@@ -16,10 +16,11 @@ from reelgate_client import (
     RateLimited,
     Reelgate,
     ServiceUnavailable,
+    UpstreamError,
 )
-from tests.client.conftest import TEXT, video_stream
+from tests.client.conftest import TEXT, new_key, video_stream
 from tests.client.proxy import CutAfter, LoseAnswer, Refuse, proxy_to
-from tests.conftest import RunningGateway, free_port
+from tests.conftest import GatewayFactory, RunningGateway, free_port
 
 CREATE = b"POST /v1/videos/generations"
 
@@ -156,3 +157,21 @@ def test_a_stream_refused_or_cut_off_is_opened_again_and_followed_to_the_final_s
             seen = list(client.tasks.stream(task.task_id, timeout=60))
     assert seen[-1].state == "success"
     assert proxy.count(f"GET /v1/tasks/{task.task_id}/events ".encode()) == 3
+
+
+def test_a_create_whose_refusal_is_replayed_for_its_key_is_not_sent_again(
+    start_gateway: GatewayFactory,
+) -> None:
+    # An upstream that refuses every connection: the create is answered 502 or 503 (nothing
+    # charged), and the gateway keeps that answer for the create's Idempotency-Key.
+    gateway = start_gateway(
+        kie_base_url=f"http://127.0.0.1:{free_port()}",
+        kie_api_key="kie-test",
+        allowed_networks=["127.0.0.0/8"],
+    )
+    key = new_key(gateway, "refused")
+    with proxy_to(gateway.base_url) as proxy, Reelgate(base_url=proxy.url, api_key=key) as rg:
+        with pytest.raises((UpstreamError, ServiceUnavailable)):
+            rg.videos.create(**TEXT)
+        # The first answer, then its replay: no third try.
+        assert proxy.count(CREATE) == 2

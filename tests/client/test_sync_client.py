@@ -156,6 +156,17 @@ def test_models_and_their_prices_are_what_the_gateway_reserves(rg: Reelgate) -> 
         assert reserved.reserve_amount_micro_usdc == price
     with pytest.raises(ValueError, match="no 1080p tier"):
         rg.models.price("seedance-2-fast", resolution="1080p")
+    # One channel, the default: pinned, a create is reserved at its price.
+    assert [c.id for c in fast.available_channels] == ["kie"]
+    pinned_price = rg.models.price("seedance-2-fast", duration=4, channel_id="kie")
+    pinned = rg.videos.create(
+        model="seedance-2-fast", prompt="pinned", duration=4, channel_id="kie"
+    )
+    billing = rg.tasks.retrieve(pinned.task_id).billing
+    assert billing is not None
+    assert (billing.channel, billing.reserve_amount_micro_usdc) == ("kie", pinned_price)
+    with pytest.raises(ValueError, match="no channel 'elsewhere'"):
+        rg.models.price("seedance-2-fast", channel_id="elsewhere")
     with pytest.raises(NotFound):
         rg.models.retrieve("seedance-3")
 

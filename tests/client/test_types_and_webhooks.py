@@ -14,6 +14,7 @@ import pytest
 from reelgate_client import (
     Account,
     Billing,
+    Channel,
     Model,
     Page,
     Reelgate,
@@ -73,6 +74,7 @@ def test_typed_results_cover_the_openapi_document_and_match_every_body_served(
     assert properties("Billing") <= _fields(Billing)
     assert properties("Tier") <= _fields(Tier)
     assert properties("ModelCard") - {"capabilities"} <= _fields(Model)
+    assert properties("ChannelCard") - {"pricing"} <= _fields(Channel)
     assert properties("TaskList") - {"object"} <= _fields(Page)
     assert properties("AccountBalance") <= _fields(Account)
     assert properties("UsageOut") <= _fields(Usage)
@@ -95,6 +97,9 @@ def test_typed_results_cover_the_openapi_document_and_match_every_body_served(
             bodies.append((Model.from_json, card))
             for tier in card["capabilities"]["pricing"]["tiers"]:
                 bodies.append((Tier.from_json, tier))
+            for channel in card["available_channels"]:
+                bodies.append((Channel.from_json, channel))
+                bodies.extend((Tier.from_json, t) for t in channel["pricing"]["tiers"])
         bodies.append((Model.from_json, _served(client, "/v1/models/seedance-2")))
         bodies.append((Account.from_json, _served(client, "/v1/account")))
         for group_by in ("day", "model", "key"):

@@ -20,7 +20,17 @@ from reelgate_client.errors import (
     UpstreamError,
     WaitTimeout,
 )
-from reelgate_client.types import Account, Billing, Model, Page, Task, Tier, Usage, UsageFigures
+from reelgate_client.types import (
+    Account,
+    Billing,
+    Channel,
+    Model,
+    Page,
+    Task,
+    Tier,
+    Usage,
+    UsageFigures,
+)
 from reelgate_client.webhooks import WebhookVerificationError
 
 __all__ = [
@@ -30,6 +40,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequest",
     "Billing",
+    "Channel",
     "Conflict",
     "InsufficientBalance",
     "Model",

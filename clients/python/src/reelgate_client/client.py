@@ -55,9 +55,7 @@ class _Http:
                 time.sleep(retries.delay_s(attempt))
                 attempt += 1
                 continue
-            if response.status_code in retries.RETRY_STATUSES and (
-                attempt < self.config.max_retries
-            ):
+            if retries.worth_retrying(response) and attempt < self.config.max_retries:
                 time.sleep(retries.delay_s(attempt, errors.retry_after_s(response)))
                 attempt += 1
                 continue
@@ -385,11 +383,13 @@ class Models:
         resolution: str | None = None,
         duration: int | None = None,
         video_input: bool = False,
+        channel_id: str | None = None,
     ) -> int:
         """What a task would cost in micro-USDC, from the catalogue, as the gateway reserves
-        it at create (``video_input``: the task has reference videos)."""
+        it at create (``video_input``: the task has reference videos; ``channel_id``: at the
+        price of that channel, as a create pinned to it is reserved)."""
         card = self._cache.get(model) or self.retrieve(model)
-        return price_micro_usdc(card, resolution, duration, video_input)
+        return price_micro_usdc(card, resolution, duration, video_input, channel_id)
 
 
 class AccountResource:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from typing import Final
 
+import httpx
+
 RETRY_STATUSES: Final = frozenset({429, 502, 503})
 """Answers worth trying again. Never 400, 401, 402, 403, 404, 409 or 422: the same request
 would get the same answer."""
@@ -27,3 +29,12 @@ def delay_s(attempt: int, retry_after: float | None = None) -> float:
     if retry_after is not None:
         return min(retry_after, MAX_RETRY_AFTER_S)
     return random.uniform(0, min(MAX_DELAY_S, BASE_DELAY_S * 2**attempt))
+
+
+def worth_retrying(response: httpx.Response) -> bool:
+    """A 429, 502 or 503, unless it is the replay of a create's stored answer (the gateway
+    keeps what it answered an Idempotency-Key, a 503 'no channel available' included, and
+    would answer the same again)."""
+    if response.headers.get("idempotent-replayed") == "true":
+        return False
+    return response.status_code in RETRY_STATUSES

@@ -55,7 +55,9 @@ class Billing:
     reserve_amount_micro_usdc: int
     actual_amount_micro_usdc: int
     released_amount_micro_usdc: int
-    raw: dict[str, Any] = field(repr=False, compare=False)
+    channel: str = ""
+    """The channel (upstream account) that has the task; empty from a gateway without channels."""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, body: Json) -> Billing:
@@ -69,6 +71,7 @@ class Billing:
             reserve_amount_micro_usdc=_int(body, "reserve_amount_micro_usdc"),
             actual_amount_micro_usdc=_int(body, "actual_amount_micro_usdc"),
             released_amount_micro_usdc=_int(body, "released_amount_micro_usdc"),
+            channel=_str(body, "channel"),
             raw=dict(body),
         )
 
@@ -168,6 +171,37 @@ class Tier:
         )
 
 
+def _tiers(pricing: Json) -> list[Tier]:
+    return [Tier.from_json(t) for t in _list(pricing, "tiers") if isinstance(t, Mapping)]
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A channel (upstream account) that serves a model, with its prices (its margin applied);
+    ``id`` is what ``channel_id`` pins at create."""
+
+    id: str
+    tiers: list[Tier]
+    name: str = ""
+    slug: str = ""
+    description: str = ""
+    pricing_mode: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, body: Json) -> Channel:
+        pricing = _dict(body, "pricing")
+        return cls(
+            id=_str(body, "id"),
+            tiers=_tiers(pricing),
+            name=_str(body, "name"),
+            slug=_str(body, "slug"),
+            description=_str(body, "description"),
+            pricing_mode=_str(pricing, "mode"),
+            raw=dict(body),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Model:
     """A model of the catalogue: its price tiers and the create parameters it takes."""
@@ -181,6 +215,8 @@ class Model:
     type: str = "video"
     modalities: list[str] = field(default_factory=list)
     pricing_mode: str = ""
+    available_channels: list[Channel] = field(default_factory=list)
+    """The channels that serve the model (none listed by a gateway without channels)."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -189,7 +225,7 @@ class Model:
         pricing = _dict(capabilities, "pricing")
         return cls(
             id=_str(body, "id"),
-            tiers=[Tier.from_json(t) for t in _list(pricing, "tiers") if isinstance(t, Mapping)],
+            tiers=_tiers(pricing),
             parameters=[
                 dict(p) for p in _list(capabilities, "parameters") if isinstance(p, Mapping)
             ],
@@ -199,6 +235,11 @@ class Model:
             type=_str(body, "type", "video"),
             modalities=[str(m) for m in _list(body, "modalities")],
             pricing_mode=_str(pricing, "mode"),
+            available_channels=[
+                Channel.from_json(c)
+                for c in _list(body, "available_channels")
+                if isinstance(c, Mapping)
+            ],
             raw=dict(body),
         )
 

@@ -200,7 +200,11 @@ def generate(
     out_console = _out()
     with _client(ctx) as rg:
         price = rg.models.price(
-            model, resolution=resolution, duration=duration, video_input=bool(video)
+            model,
+            resolution=resolution,
+            duration=duration,
+            video_input=bool(video),
+            channel_id=channel,
         )
         if not as_json:
             out_console.print(f"price: {usd(price)} USD ({price} micro-USDC)")
