@@ -107,8 +107,13 @@ def test_reel_generate_json_prints_json_only(
     live: RunningGateway, key: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "v.mp4"
-    body = _json(reel(live, key, "generate", "a kite", *CHEAP, "--out", str(out), "--json"))
+    body = _json(
+        reel(
+            live, key, "generate", "a kite", *CHEAP, "--out", str(out), "--channel", "kie", "--json"
+        )
+    )
     assert body["task"]["state"] == "success"
+    assert body["task"]["billing"]["channel"] == "kie"
     assert body["task"]["billing"]["actual_amount_micro_usdc"] == TEXT_COST
     assert body["path"] == str(out)
     assert out.stat().st_size > 0
