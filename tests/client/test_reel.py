@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from typing import Any, Final
 
 import pytest
 
+from reelgate_client import Reelgate
 from tests.client.conftest import TEXT_COST, new_key, video_stream
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.integration.engine_helpers import FAST_ENGINE
@@ -127,6 +129,7 @@ def test_reel_in_a_pseudo_terminal_shows_bars_and_asks_before_spending(
     )
     assert status == 0, output
     assert "\x1b[" in output  # drawn live
+    assert re.search(r"task task_\w+", output)
     assert "success" in output
     assert "download" in output
     assert "saved k.mp4" in output
@@ -214,3 +217,28 @@ def test_reel_exit_statuses(
     missing = reel(gateway, key, "tasks", "show", "task_nope", "--json")
     assert missing.returncode == 3
     assert json.loads(missing.stdout)["error"] == "not_found"
+
+
+def test_reel_interrupted_exits_130_and_the_task_goes_on(start_gateway: GatewayFactory) -> None:
+    gateway = start_gateway()  # no engine: the task stays waiting
+    key = new_key(gateway, "patient")
+    with Reelgate(base_url=gateway.base_url, api_key=key) as rg:
+        task = rg.videos.create(model="seedance-2-fast", prompt="a kite", duration=4)
+    proc = subprocess.Popen(
+        [str(REEL), "tasks", "watch", task.task_id],
+        env=_env(gateway, key), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # following it now
+        assert first.startswith(f"{task.task_id} waiting"), first
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "goes on at the gateway" in err
+    with Reelgate(base_url=gateway.base_url, api_key=key) as rg:
+        assert rg.tasks.retrieve(task.task_id).state == "waiting"

@@ -1,7 +1,7 @@
 """``reel``: generate videos through a reelgate gateway from the command line.
 
 Exit status: 0 done, 1 the task failed, 2 a usage error (a bad option, no API key, a price
-not confirmed), 3 an error of the API or of reaching it, with its message."""
+not confirmed), 3 an error of the API or of reaching it, with its message; 130 on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from reelgate_client.types import Task
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_API: Final = 3
+EXIT_INTERRUPTED: Final = 130
 
 app = typer.Typer(
     help="Generate videos through a reelgate gateway.",
@@ -99,6 +100,10 @@ def handled(as_json_arg: str = "as_json") -> Callable[[Callable[P, R]], Callable
             except ValueError as exc:
                 _err().print(f"error: {exc}")
                 raise typer.Exit(EXIT_USAGE) from None
+            except KeyboardInterrupt:
+                # A task already created goes on (and is charged if it succeeds).
+                _err().print("interrupted: a task already created goes on at the gateway")
+                raise typer.Exit(EXIT_INTERRUPTED) from None
 
         return run
 

@@ -100,6 +100,8 @@ class RichTask:
 
     def update(self, task: Task) -> None:
         if self.bar is None:
+            # The id first, above the bar: what `reel tasks watch` needs after a Ctrl-C.
+            self.progress.console.print(f"task {task.task_id}", highlight=False)
             self.bar = self.progress.add_task(task.task_id, total=100, state="", cost="")
         self.progress.update(
             self.bar, completed=task.progress, state=task.state, cost=cost_text(task)
