@@ -1,12 +1,14 @@
 """The README's quick start, as a new user would follow it: ``reelgate serve`` with nothing
 configured in an empty directory, an account and a key from the command line, the
-specification's first example sent with the real ``curl``, then a restart."""
+specification's first example sent with the real ``curl``, then a restart; and the README's
+first example itself, its Python and its ``reel`` line, run as written."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import stat
@@ -25,6 +27,7 @@ import pytest
 from tests.conftest import free_port
 
 REELGATE: Final = Path(sys.executable).with_name("reelgate")
+README: Final = Path(__file__).parents[2] / "README.md"
 START_TIMEOUT_S: Final = 60.0
 STOP_TIMEOUT_S: Final = 20.0
 COMMAND_TIMEOUT_S: Final = 60.0
@@ -99,7 +102,9 @@ def _wait_until_answering(server: Server) -> None:
 
 
 @contextmanager
-def serving(workdir: Path, logs: Path, run: str) -> Iterator[Server]:
+def serving(
+    workdir: Path, logs: Path, run: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """``reelgate serve --port P`` in ``workdir``, answering; always stopped on the way out."""
     port = free_port()
     stdout, stderr = logs / f"{run}.stdout", logs / f"{run}.stderr"
@@ -107,7 +112,7 @@ def serving(workdir: Path, logs: Path, run: str) -> Iterator[Server]:
         proc = subprocess.Popen(
             [str(REELGATE), "serve", "--port", str(port)],
             cwd=workdir,
-            env=user_env(),
+            env={**user_env(), **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -269,3 +274,49 @@ def test_the_first_task_succeeds_with_its_video_kept_and_the_ledger_audits_clean
     assert kept.read_bytes() == video.read_bytes()
     audited = reelgate(workdir, "audit")
     assert "ledger ok" in audited.stdout
+
+
+def _first_example() -> tuple[str, str]:
+    """The Python block and the ``reel`` line of the README's "First video task"."""
+    text = README.read_text()
+    section = text[text.index("## First video task") :]
+    section = section[: section.index("\n## ", 3)]
+    [python] = re.findall(r"```python\n(.*?)```", section, re.S)
+    [reel] = [line for line in re.findall(r"```sh\n(.*?)```", section, re.S) if "bin/reel " in line]
+    return python, reel.strip()
+
+
+def test_the_readme_first_example_in_python_and_with_reel_makes_a_video(
+    workdir: Path, logs: Path
+) -> None:
+    python, reel_line = _first_example()
+    assert len([line for line in python.splitlines() if line.strip()]) == 3, python
+    # The sandbox on short timings: what is tried is the example, not the waiting.
+    quick = {
+        "REELGATE_SANDBOX_WAITING_S": "0.2",
+        "REELGATE_SANDBOX_QUEUING_S": "0.2",
+        "REELGATE_SANDBOX_GENERATING_S": "0.5",
+    }
+    with serving(workdir, logs, "example", env=quick) as server:
+        reelgate(workdir, "accounts", "create", "studio", "--credit-usd", "25")
+        key = json.loads(reelgate(workdir, "keys", "create", "studio", "--json").stdout)["key"]
+        env = {**user_env(), "REELGATE_API_KEY": key, "REELGATE_BASE_URL": server.base_url}
+        ran = subprocess.run(
+            [sys.executable, "-c", python],
+            cwd=workdir, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran
+        from_python = (workdir / "beach.mp4").read_bytes()
+        (workdir / "beach.mp4").unlink()
+        argv = shlex.split(reel_line)
+        assert argv[0] == ".venv/bin/reel", argv
+        ran = subprocess.run(
+            [str(Path(sys.executable).with_name("reel")), *argv[1:]],
+            cwd=workdir, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=COMMAND_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran
+        assert "charged 0.825 USD" in ran.stdout
+    for video in (from_python, (workdir / "beach.mp4").read_bytes()):
+        assert video[4:8] == b"ftyp"

@@ -1,0 +1,1 @@
+"""The `reel` command."""
