@@ -19,6 +19,7 @@ from reelgate.api.observing import request_id
 from reelgate.api.public import read_json
 from reelgate.api.responses import NO_STORE, json_response
 from reelgate.domain.catalogue import MODELS
+from reelgate.domain.channels import SLUG
 from reelgate.domain.listing import DEFAULT_LIMIT, TaskFilter
 from reelgate.domain.money import micro_to_usd
 from reelgate.domain.request import parse_request
@@ -82,6 +83,7 @@ def _task_row(record: TaskRecord) -> dict[str, Any]:
         "took_s": took,
         "account_id": record.account_id,
         "key_id": record.key_id,
+        "channel": record.channel,
     }
 
 
@@ -217,7 +219,9 @@ _STATES: Final = [state.value for state in TaskState]
 
 def _filter_values(current: Visit, operator: bool) -> dict[str, str]:
     query = current.request.query_params
-    names = ["state", "model", "after"] + (["account", "key_id", "task_id"] if operator else [])
+    names = ["state", "model", "after"] + (
+        ["account", "key_id", "channel", "task_id"] if operator else []
+    )
     return {name: query.get(name, "").strip() for name in names}
 
 
@@ -233,6 +237,9 @@ async def _task_filter(current: Visit) -> tuple[bool, dict[str, str], TaskFilter
     values = _filter_values(current, operator)
     if values["state"] and values["state"] not in _STATES:
         raise InvalidRequest("state", "state must be one of: " + ", ".join(_STATES))
+    channel = values.get("channel") or None
+    if channel is not None and not SLUG.fullmatch(channel):
+        raise InvalidRequest("channel", "channel must be a channel id, as the Channels page lists")
     if operator and values["account"]:
         account_id = await current.api.services.usage.account_id(values["account"])
     where = TaskFilter(
@@ -240,6 +247,7 @@ async def _task_filter(current: Visit) -> tuple[bool, dict[str, str], TaskFilter
         key_id=values.get("key_id") or None,
         state=TaskState(values["state"]) if values["state"] else None,
         model=values["model"] or None,
+        channel=channel,
     )
     return operator, values, where
 
@@ -260,6 +268,13 @@ async def tasks(current: Current) -> Response:
         values=values,
         states=_STATES,
         models=list(MODELS),
+        # The configured channels; one given that is no longer configured is still offered.
+        channels=list(
+            dict.fromkeys(
+                [c.id for c in current.api.services.channels.order]
+                + ([values["channel"]] if values.get("channel") else [])
+            )
+        ),
         more=more,
         operator=operator,
         csv=f"{PATH}/tasks.csv?" + urlencode(kept),
