@@ -146,8 +146,10 @@ async def sign_out(current: Current) -> Response:
 @router.get("/playground")
 async def playground(current: Current) -> Response:
     current.developer()
+    services = current.api.services
+    # As GET /v1/models lists them, with the channels that serve each model.
     catalogue = resources.model_list(
-        current.api.services.prices, current.api.services.tasks.margin_ppm
+        services.prices, services.tasks.margin_ppm, services.channels.order
     )
     models = catalogue.data
     parameters = [p.model_dump() for p in models[0].capabilities.parameters]
@@ -161,12 +163,17 @@ async def playground(current: Current) -> Response:
         card.id: next(p.enum for p in card.capabilities.parameters if p.name == "resolution")
         for card in models
     }
+    # The Channel select appears for a model more than one channel serves; the price then
+    # follows the channel chosen, as the create pinned to it (channel_id) would reserve.
+    channels = {
+        card.id: [{"id": c.id, "name": c.name} for c in card.available_channels] for card in models
+    }
     return current.page(
         "playground.html",
         models=[card.id for card in models],
         main=main,
         more=more,
-        choices=orjson.dumps({"resolutions": resolutions}).decode(),
+        choices=orjson.dumps({"resolutions": resolutions, "channels": channels}).decode(),
     )
 
 

@@ -85,7 +85,25 @@
     resolution.value = offered.includes(kept) ? kept : (offered.includes("720p") ? "720p" : offered[0]);
   }
 
+  const channel = document.getElementById("f-channel_id");
+  const channelField = document.getElementById("channel-field");
+
+  // A choice of channel only when more than one serves the model: with one, the gateway's
+  // choice is the only one.
+  function offerChannels() {
+    const serving = choices.channels[model.value] || [];
+    const kept = channel.value;
+    channel.replaceChildren(channel.options[0] || new Option("any (the gateway chooses)", ""));
+    for (const c of serving) {
+      channel.append(new Option(c.name === c.id ? c.id : c.name + " (" + c.id + ")", c.id));
+    }
+    channel.value = serving.some((c) => c.id === kept) ? kept : "";
+    channelField.hidden = serving.length < 2;
+  }
+
   model.addEventListener("change", offerResolutions);
+  model.addEventListener("change", offerChannels);
+  offerChannels();
   form.addEventListener("input", requote);
   form.addEventListener("change", requote);
   requote();
