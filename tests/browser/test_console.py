@@ -303,6 +303,16 @@ async def test_key_limits_a_channel_filter_and_a_pinned_channels_price(
         await expect(limits).to_contain_text("models seedance-2-fast")
         await expect(limits).to_contain_text("budget 1 USD/day")
         await offline.shot("account-key-limits")
+        # A change from the same page: a cap on tasks in flight added, the rest kept as the
+        # form showed it. (Not a rate: the console's own requests count as the key's reads.)
+        row = page.locator("table.keys tbody tr").last
+        key_id = (await row.locator("code").first.inner_text()).strip()
+        await page.get_by_text(f"Change the limits of {key_id}").click()
+        change = page.get_by_role("form", name=f"Limits of {key_id}")
+        await change.get_by_label("Max in flight").fill("5")
+        await change.get_by_role("button", name="Save limits").click()
+        await expect(limits).to_contain_text("max 5 in flight")
+        await expect(limits).to_contain_text("budget 1 USD/day")
 
         async with gateway.client(secret) as client:
             other = await client.post(
@@ -328,7 +338,8 @@ async def test_key_limits_a_channel_filter_and_a_pinned_channels_price(
 
         await page.get_by_role("button", name="Sign out").click()
         await offline.sign_in(secret)
-        await page.get_by_label("Model").select_option("seedance-2-fast")
+        # The key may use one model: the playground offers that one only.
+        await expect(page.get_by_label("Model").locator("option")).to_have_text(["seedance-2-fast"])
         await page.get_by_label("Prompt").fill("a kite over a beach")
         await page.get_by_label("Resolution").select_option("480p")
         await page.get_by_label("Duration (seconds)").fill("4")

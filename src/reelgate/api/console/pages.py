@@ -145,13 +145,14 @@ async def sign_out(current: Current) -> Response:
 
 @router.get("/playground")
 async def playground(current: Current) -> Response:
-    current.developer()
+    allowed = current.developer().limits.models
     services = current.api.services
     # As GET /v1/models lists them, with the channels that serve each model.
     catalogue = resources.model_list(
         services.prices, services.tasks.margin_ppm, services.channels.order
     )
-    models = catalogue.data
+    # A key limited to some models is offered those only (any other is 403 model_not_allowed).
+    models = [card for card in catalogue.data if allowed is None or card.id in allowed]
     parameters = [p.model_dump() for p in models[0].capabilities.parameters]
     for parameter in parameters:
         parameter["label"] = LABELS.get(

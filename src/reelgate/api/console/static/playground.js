@@ -104,8 +104,16 @@
   model.addEventListener("change", offerResolutions);
   model.addEventListener("change", offerChannels);
   offerChannels();
-  form.addEventListener("input", requote);
-  form.addEventListener("change", requote);
+  // Priced once typing pauses, not on every keystroke: each quote is a request of the key,
+  // which counts against its rate limit when it has one.
+  let pause = null;
+  function requoteSoon() {
+    form.dataset.priced = "false";
+    clearTimeout(pause);
+    pause = setTimeout(requote, 200);
+  }
+  form.addEventListener("input", requoteSoon);
+  form.addEventListener("change", requoteSoon);
   requote();
 
   const run = document.getElementById("run");
