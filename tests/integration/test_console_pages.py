@@ -209,7 +209,7 @@ async def test_the_operator_sets_and_changes_key_limits_as_the_admin_api_does(
         page = await browser_like.get("/console/accounts/hal")
         assert f'aria-label="Limits of {limited["id"]}"' in page.text
         # A change keeps what the form showed as it was, and removes what was cleared.
-        changed = await browser_like.post(
+        saved = await browser_like.post(
             f"/console/accounts/hal/keys/{limited['id']}",
             content=urlencode(
                 [
@@ -221,7 +221,7 @@ async def test_the_operator_sets_and_changes_key_limits_as_the_admin_api_does(
             ),
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
-        assert changed.status_code == 303, changed.text
+        assert saved.status_code == 303, saved.text
         refused = await browser_like.post(
             f"/console/accounts/hal/keys/{limited['id']}",
             data={"csrf": token, **form, "expires_in": "30d"},
