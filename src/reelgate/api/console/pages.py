@@ -151,8 +151,11 @@ async def playground(current: Current) -> Response:
     catalogue = resources.model_list(
         services.prices, services.tasks.margin_ppm, services.channels.order
     )
-    # A key limited to some models is offered those only (any other is 403 model_not_allowed).
-    models = [card for card in catalogue.data if allowed is None or card.id in allowed]
+    # A key limited to some models is offered those only (any other is 403 model_not_allowed);
+    # one whose models all left the catalogue sees them all, and the create says why not.
+    models = [
+        card for card in catalogue.data if allowed is None or card.id in allowed
+    ] or catalogue.data
     parameters = [p.model_dump() for p in models[0].capabilities.parameters]
     for parameter in parameters:
         parameter["label"] = LABELS.get(
