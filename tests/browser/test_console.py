@@ -23,7 +23,8 @@ from playwright.async_api import (
     expect,
 )
 
-from tests.conftest import ADMIN_TOKEN, GatewayFactory, RunningGateway
+from tests.conftest import ADMIN_TOKEN, GatewayFactory, RunningGateway, SandboxFactory
+from tests.integration.test_channels import ark, kie
 
 CHROMIUM: Final = "/usr/bin/chromium"
 ARTIFACTS: Final = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
@@ -271,6 +272,96 @@ async def test_the_operator_makes_an_account_credits_it_and_issues_and_revokes_a
         await page.get_by_role("button", name="Sign out").click()
         await offline.sign_in(secret)
         await expect(page.get_by_role("alert")).to_contain_text("not an API key or admin token")
+    assert offline.outside == []
+    assert offline.errors == []
+
+
+async def test_key_limits_a_channel_filter_and_a_pinned_channels_price(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory, browser: Browser
+) -> None:
+    # Two channels, the second dearer: a pinned channel's price is not the default route's.
+    gateway = start_gateway(
+        channels=[kie(start_sandbox()), ark(start_sandbox(protocol="modelark"), margin="1.5")]
+    )
+    fast = {"model": "seedance-2-fast", "resolution": "480p", "duration": 4}
+    offline = Offline(browser, gateway)
+    async with offline as page:
+        await offline.sign_in(ADMIN_TOKEN)
+        nav = page.get_by_role("navigation", name="Console")
+        await nav.get_by_role("link", name="Accounts", exact=True).click()
+        await page.get_by_label("Account name").fill("kim")
+        await page.get_by_label("Opening credit (USD)").fill("5")
+        await page.get_by_role("button", name="Create account").click()
+        form = page.get_by_role("form", name="Create a key")
+        await form.get_by_label("Key name").fill("one model")
+        await form.get_by_label("seedance-2-fast").check()
+        await form.get_by_label("Budget (USD)").fill("1")
+        await form.get_by_label("Budget period").select_option("day")
+        await form.get_by_role("button", name="Create a key").click()
+        secret = await page.get_by_label("New API key").input_value()
+        limits = page.locator("table.keys td.limits").last
+        await expect(limits).to_contain_text("models seedance-2-fast")
+        await expect(limits).to_contain_text("budget 1 USD/day")
+        await offline.shot("account-key-limits")
+        # A change from the same page: a cap on tasks in flight added, the rest kept as the
+        # form showed it. (Not a rate: the console's own requests count as the key's reads.)
+        row = page.locator("table.keys tbody tr").last
+        key_id = (await row.locator("code").first.inner_text()).strip()
+        await page.get_by_text(f"Change the limits of {key_id}").click()
+        change = page.get_by_role("form", name=f"Limits of {key_id}")
+        await change.get_by_label("Max in flight").fill("5")
+        await change.get_by_role("button", name="Save limits").click()
+        await expect(limits).to_contain_text("max 5 in flight")
+        await expect(limits).to_contain_text("budget 1 USD/day")
+
+        async with gateway.client(secret) as client:
+            other = await client.post(
+                "/v1/videos/generations",
+                json={**fast, "model": "seedance-2", "prompt": "not this one"},
+            )
+            assert other.status_code == 403, other.text
+            assert (other.json()["code"], other.json()["param"]) == ("model_not_allowed", "model")
+            pinned = await client.post(
+                "/v1/videos/generations", json={**fast, "prompt": "on ark", "channel_id": "ark"}
+            )
+            assert pinned.status_code == 202, pinned.text
+            on_ark = pinned.json()["task_id"]
+
+        await nav.get_by_role("link", name="Tasks", exact=True).click()
+        await page.get_by_label("Channel").select_option("main")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.get_by_role("row").filter(has_text=on_ark)).to_have_count(0)
+        await page.get_by_label("Channel").select_option("ark")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page).to_have_url(re.compile(r"channel=ark"))
+        await expect(page.get_by_role("row").filter(has_text=on_ark)).to_have_count(1)
+
+        await page.get_by_role("button", name="Sign out").click()
+        await offline.sign_in(secret)
+        # The key may use one model: the playground offers that one only.
+        await expect(page.get_by_label("Model").locator("option")).to_have_text(["seedance-2-fast"])
+        await page.get_by_label("Prompt").fill("a kite over a beach")
+        await page.get_by_label("Resolution").select_option("480p")
+        await page.get_by_label("Duration (seconds)").fill("4")
+        price, priced = page.get_by_label("Price"), page.locator("#playground")
+        prices = {}
+        for channel in ("main", "ark"):
+            await page.get_by_label("Channel").select_option(channel)
+            await expect(priced).to_have_attribute("data-priced", "true")
+            prices[channel] = int(await price.get_attribute("data-micro") or "-1")
+        # 15.5 credits (0.0775 USD) a second, 4 s, at each channel's margin.
+        assert prices == {"main": 310_000, "ark": 465_000}
+        await offline.shot("playground-channel")
+        await page.get_by_role("button", name="Generate").click()
+        await expect(page.locator("#task-id")).to_have_text(re.compile(r"^task_"))
+        task_id = (await page.locator("#task-id").inner_text()).strip()
+        async with gateway.client(secret) as client:
+            billing = (await client.get(f"/v1/tasks/{task_id}")).json()["billing"]
+            assert (billing["reserve_amount_micro_usdc"], billing["channel"]) == (465_000, "ark")
+            # Two such tasks are 0.93 USD of the day's 1 USD: a third would cross it.
+            over = await client.post("/v1/videos/generations", json={**fast, "prompt": "third"})
+            assert over.status_code == 402, over.text
+            assert over.json()["code"] == "key_budget_exceeded"
     assert offline.outside == []
     assert offline.errors == []
 

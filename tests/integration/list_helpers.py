@@ -33,6 +33,7 @@ async def store_tasks(
     created_s: int | None = None,
     model: str = "seedance-2-fast",
     end: TaskState | None = None,
+    channel: str = "kie",
 ) -> list[str]:
     """``count`` tasks of the key's account, made ``created_s`` (default now) as the gateway
     makes them (the id carries the time), each reserved, and ended as ``end`` says; their ids,
@@ -50,7 +51,7 @@ async def store_tasks(
                     key_id=key["id"],
                     model=model,
                     request={"prompt": "a boat", "resolution": "720p", "aspect_ratio": "16:9"},
-                    channel="kie",
+                    channel=channel,
                     quote=QUOTES[model],
                     created_at_ms=ms,
                     first_poll_at_ms=ms + 3_600_000,

@@ -7,7 +7,9 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
+from urllib.parse import urlencode
 
+import httpx
 import orjson
 import pytest
 
@@ -129,3 +131,137 @@ async def test_the_playground_prices_a_request_as_the_gateway_reserves_it(
     # 125,000 micro-USDC a second x 7 s x 1.333333, rounded half up once: 1,166,666.375. The
     # catalogue's per-second price, rounded first (166,667), would have said 1,166,669.
     assert task["billing"]["reserve_amount_micro_usdc"] == price["cost_micro_usdc"] == 1_166_666
+
+
+async def _operator(client: httpx.AsyncClient) -> str:
+    """Sign the operator in on ``client``; the session's CSRF token."""
+    token = _csrf((await client.get("/console/sign-in")).text)
+    signed_in = await client.post("/console/sign-in", data={"csrf": token, "secret": ADMIN_TOKEN})
+    assert signed_in.status_code == 303
+    return _csrf((await client.get("/console/accounts")).text)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_operator_sets_and_changes_key_limits_as_the_admin_api_does(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway = start_gateway()
+    await gateway.account_with_key("hal")
+    form = {
+        "name": "nightly batch",
+        "rate": "2/s",
+        "burst": "4",
+        "max_in_flight": "3",
+        "budget_amount": "1.5",
+        "budget_period": "month",
+        "expires_in": "",
+        "expires_at": "2031-05-06T07:08:09",
+    }
+    models = [("models", "seedance-2-fast"), ("models", "seedance-2")]
+    async with gateway.client() as browser_like:
+        token = await _operator(browser_like)
+        made = await browser_like.post(
+            "/console/accounts/hal/keys",
+            content=urlencode([("csrf", token), *form.items(), *models]),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert made.status_code == 201, made.text
+        assert "rate 2/s, burst 4" in made.text
+        assert "budget 1.5 USD/month" in made.text
+        assert "expires 2031-05-06 07:08:09 UTC" in made.text
+        # Refused as the admin API refuses, next to the form, naming the field; nothing made.
+        for changed, label in [
+            ({"rate": "fast"}, "Rate: rate must be"),
+            ({"burst": "many"}, "Burst: burst must be an integer"),
+            ({"max_in_flight": "0"}, "Max in flight: max_in_flight must be"),
+            ({"budget_amount": "-1"}, "Budget: budget_usd"),
+            ({"expires_in": "soon", "expires_at": ""}, "Expires in: expires_in must be"),
+            ({"expires_at": "someday"}, "Expires at (UTC): expires_at must be a date"),
+        ]:
+            wrong = await browser_like.post(
+                "/console/accounts/hal/keys", data={"csrf": token, **form, **changed}
+            )
+            assert wrong.status_code == 400, changed
+            assert label in html.unescape(wrong.text), changed
+            assert 'aria-invalid="true"' in wrong.text, changed
+    async with gateway.admin() as admin:
+        keys = (await admin.get("/admin/keys", params={"account": "hal"})).json()["data"]
+        assert len(keys) == 2
+        limited = keys[-1]
+        by_api = await admin.post(
+            "/admin/keys",
+            json={
+                "account": "hal",
+                "name": "nightly batch",
+                "rate": "2/s",
+                "burst": 4,
+                "max_in_flight": 3,
+                "models": ["seedance-2-fast", "seedance-2"],
+                "budget_usd": "1.5/month",
+                "expires_at": 1935817689,
+            },
+        )
+        assert by_api.json()["limits"] == limited["limits"]
+        assert limited["name"] == "nightly batch"
+
+    async with gateway.client() as browser_like:
+        token = await _operator(browser_like)
+        page = await browser_like.get("/console/accounts/hal")
+        assert f'aria-label="Limits of {limited["id"]}"' in page.text
+        # A change keeps what the form showed as it was, and removes what was cleared.
+        saved = await browser_like.post(
+            f"/console/accounts/hal/keys/{limited['id']}",
+            content=urlencode(
+                [
+                    ("csrf", token),
+                    *{**form, "rate": "", "burst": "", "budget_amount": "9"}.items(),
+                    ("expires_at_was", "2031-05-06T07:08:09"),
+                    ("models", "seedance-2"),
+                ]
+            ),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert saved.status_code == 303, saved.text
+        refused = await browser_like.post(
+            f"/console/accounts/hal/keys/{limited['id']}",
+            data={"csrf": token, **form, "expires_in": "30d"},
+        )
+        assert refused.status_code == 400
+        assert "Expires at (UTC): give expires_in or expires_at, not both" in refused.text
+        assert (
+            await browser_like.post(f"/console/accounts/hal/keys/{limited['id']}", data=form)
+        ).status_code == 403
+    async with gateway.admin() as admin:
+        listed = (await admin.get("/admin/keys", params={"account": "hal"})).json()["data"]
+    after = next(key for key in listed if key["id"] == limited["id"])
+    assert after["limits"] == {
+        **limited["limits"],
+        "rate": None,
+        "burst": None,
+        "models": ["seedance-2"],
+        "budget_usd": "9/month",
+        "budget_micro_usdc": 9_000_000,
+    }
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_developer_with_a_limited_key_makes_no_unlimited_key(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway = start_gateway()
+    await gateway.account_with_key("ivy")
+    async with gateway.admin() as admin:
+        issued = await admin.post("/admin/keys", json={"account": "ivy", "max_in_flight": 1})
+        secret = issued.json()["key"]
+    async with gateway.client() as browser_like:
+        token = _csrf((await browser_like.get("/console/sign-in")).text)
+        await browser_like.post("/console/sign-in", data={"csrf": token, "secret": secret})
+        page = await browser_like.get("/console/keys")
+        assert "max 1 in flight" in page.text
+        assert "ask the operator for another key" in page.text
+        token = _csrf(page.text)
+        refused = await browser_like.post("/console/keys", data={"csrf": token})
+        assert refused.status_code == 403
+    async with gateway.admin() as admin:
+        listed = (await admin.get("/admin/keys", params={"account": "ivy"})).json()["data"]
+    assert len(listed) == 2

@@ -556,7 +556,7 @@ async def test_lists_document_their_csv_and_each_query_parameter(gateway: Runnin
         "limit",
         "format",
     }
-    assert admin == tasks | {"account", "key_id"}
+    assert admin == tasks | {"account", "key_id", "channel"}
 
 
 async def test_the_client_controls_errors_are_documented_and_served_as_documented(

@@ -242,9 +242,18 @@ async def test_admin_lists_every_account_and_filters_by_account_and_key(
     alice_first = await store_tasks(url, alice, 2)
     alice_second = await store_tasks(url, second, 2)
     bobs = await store_tasks(url, bob, 3, model="seedance-2")
+    bobs_elsewhere = await store_tasks(url, bob, 1, channel="ark")
     async with gateway.admin() as admin:
+        on_ark = await all_pages(admin, "/admin/tasks", {"channel": "ark"})
+        assert ids(on_ark) == bobs_elsewhere
+        on_kie = await all_pages(admin, "/admin/tasks", {"account": "bob", "channel": "kie"})
+        assert ids(on_kie) == bobs[::-1]
+        bad_channel = await admin.get("/admin/tasks", params={"channel": "Not A Slug"})
+        assert_error(bad_channel, 400, "bad_request", "channel")
         everything = await all_pages(admin, "/admin/tasks", {"limit": 2})
-        assert ids(everything) == sorted(alice_first + alice_second + bobs, reverse=True)
+        assert ids(everything) == sorted(
+            alice_first + alice_second + bobs + bobs_elsewhere, reverse=True
+        )
         assert {(t["account_id"], t["key_id"]) for t in everything} == {
             (alice["account_id"], alice["id"]),
             (alice["account_id"], second["id"]),

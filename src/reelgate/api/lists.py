@@ -44,6 +44,7 @@ def task_filter(values: dict[str, Any], account_id: str | None) -> TaskFilter:
         key_id=values.get("key_id"),
         state=None if state is None else TaskState(state),
         model=values.get("model"),
+        channel=values.get("channel"),
         created_after=values.get("created_after"),
         created_before=values.get("created_before"),
     )

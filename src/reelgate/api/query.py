@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from reelgate.domain.accounts import ACCOUNT_NAME_PATTERN
 from reelgate.domain.catalogue import MODELS
+from reelgate.domain.channels import SLUG
 from reelgate.domain.ids import is_id
 from reelgate.domain.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_UNIX_S
 from reelgate.domain.numbers import plain_int
@@ -129,10 +130,19 @@ ACCOUNT: Final = Param(
     "letter or digit",
     lambda text: text if _ACCOUNT_NAME.fullmatch(text) else None,
 )
+CHANNEL: Final = Param(
+    "channel",
+    "Only tasks sent to this channel (its id, as billing.channel shows it); a channel no task "
+    "was sent to selects none.",
+    {"type": "string", "pattern": SLUG.pattern},
+    "a channel id: 1 to 40 lowercase letters, digits, '_' or '-', starting with a letter or digit",
+    lambda text: text if SLUG.fullmatch(text) else None,
+)
 ADMIN_TASK_FILTERS: Final = (
     *TASK_FILTERS,
     ACCOUNT,
     an_id("key_id", "key", "Only tasks created with this API key."),
+    CHANNEL,
 )
 LEDGER_FILTERS: Final = (
     one_of("kind", [kind.value for kind in LedgerKind], "Only entries of this kind."),

@@ -40,6 +40,8 @@ class TaskFilter:
     key_id: str | None = None
     state: TaskState | None = None
     model: str | None = None
+    channel: str | None = None
+    """The channel a task was sent to (or is to be: its first, before it is submitted)."""
     created_after: int | None = None
     created_before: int | None = None
 

@@ -510,6 +510,8 @@ class TaskStore:
             conditions.append(t.c.state == where.state.value)
         if where.model is not None:
             conditions.append(t.c.model == where.model)
+        if where.channel is not None:
+            conditions.append(t.c.channel == where.channel)
         low, high = where.id_range()
         if where.created_after is not None:
             conditions += [t.c.created_at > where.created_after, t.c.id >= low]

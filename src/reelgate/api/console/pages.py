@@ -13,12 +13,16 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from reelgate.api import events, exports, resources
+from reelgate.api.console import key_forms
 from reelgate.api.console.sessions import PATH, Who
 from reelgate.api.console.visits import ConsoleRoute, Visit, visit
 from reelgate.api.observing import request_id
 from reelgate.api.public import read_json
 from reelgate.api.responses import NO_STORE, json_response
+from reelgate.domain.accounts import ApiKey
 from reelgate.domain.catalogue import MODELS
+from reelgate.domain.channels import SLUG
+from reelgate.domain.limits import NO_LIMITS
 from reelgate.domain.listing import DEFAULT_LIMIT, TaskFilter
 from reelgate.domain.money import micro_to_usd
 from reelgate.domain.request import parse_request
@@ -82,6 +86,7 @@ def _task_row(record: TaskRecord) -> dict[str, Any]:
         "took_s": took,
         "account_id": record.account_id,
         "key_id": record.key_id,
+        "channel": record.channel,
     }
 
 
@@ -140,11 +145,17 @@ async def sign_out(current: Current) -> Response:
 
 @router.get("/playground")
 async def playground(current: Current) -> Response:
-    current.developer()
+    allowed = current.developer().limits.models
+    services = current.api.services
+    # As GET /v1/models lists them, with the channels that serve each model.
     catalogue = resources.model_list(
-        current.api.services.prices, current.api.services.tasks.margin_ppm
+        services.prices, services.tasks.margin_ppm, services.channels.order
     )
-    models = catalogue.data
+    # A key limited to some models is offered those only (any other is 403 model_not_allowed);
+    # one whose models all left the catalogue sees them all, and the create says why not.
+    models = [
+        card for card in catalogue.data if allowed is None or card.id in allowed
+    ] or catalogue.data
     parameters = [p.model_dump() for p in models[0].capabilities.parameters]
     for parameter in parameters:
         parameter["label"] = LABELS.get(
@@ -156,12 +167,17 @@ async def playground(current: Current) -> Response:
         card.id: next(p.enum for p in card.capabilities.parameters if p.name == "resolution")
         for card in models
     }
+    # The Channel select appears for a model more than one channel serves; the price then
+    # follows the channel chosen, as the create pinned to it (channel_id) would reserve.
+    channels = {
+        card.id: [{"id": c.id, "name": c.name} for c in card.available_channels] for card in models
+    }
     return current.page(
         "playground.html",
         models=[card.id for card in models],
         main=main,
         more=more,
-        choices=orjson.dumps({"resolutions": resolutions}).decode(),
+        choices=orjson.dumps({"resolutions": resolutions, "channels": channels}).decode(),
     )
 
 
@@ -217,7 +233,9 @@ _STATES: Final = [state.value for state in TaskState]
 
 def _filter_values(current: Visit, operator: bool) -> dict[str, str]:
     query = current.request.query_params
-    names = ["state", "model", "after"] + (["account", "key_id", "task_id"] if operator else [])
+    names = ["state", "model", "after"] + (
+        ["account", "key_id", "channel", "task_id"] if operator else []
+    )
     return {name: query.get(name, "").strip() for name in names}
 
 
@@ -233,6 +251,9 @@ async def _task_filter(current: Visit) -> tuple[bool, dict[str, str], TaskFilter
     values = _filter_values(current, operator)
     if values["state"] and values["state"] not in _STATES:
         raise InvalidRequest("state", "state must be one of: " + ", ".join(_STATES))
+    channel = values.get("channel") or None
+    if channel is not None and not SLUG.fullmatch(channel):
+        raise InvalidRequest("channel", "channel must be a channel id, as the Channels page lists")
     if operator and values["account"]:
         account_id = await current.api.services.usage.account_id(values["account"])
     where = TaskFilter(
@@ -240,6 +261,7 @@ async def _task_filter(current: Visit) -> tuple[bool, dict[str, str], TaskFilter
         key_id=values.get("key_id") or None,
         state=TaskState(values["state"]) if values["state"] else None,
         model=values["model"] or None,
+        channel=channel,
     )
     return operator, values, where
 
@@ -260,6 +282,13 @@ async def tasks(current: Current) -> Response:
         values=values,
         states=_STATES,
         models=list(MODELS),
+        # The configured channels; one given that is no longer configured is still offered.
+        channels=list(
+            dict.fromkeys(
+                [c.id for c in current.api.services.channels.order]
+                + ([values["channel"]] if values.get("channel") else [])
+            )
+        ),
         more=more,
         operator=operator,
         csv=f"{PATH}/tasks.csv?" + urlencode(kept),
@@ -372,12 +401,27 @@ async def ledger_csv(current: Current) -> Response:
 # Keys: the developer's own, and the operator's on any account
 
 
+def _keys_context(keys: list[ApiKey]) -> dict[str, Any]:
+    """What the keys table and its forms show (see _keys.html)."""
+    return {
+        "keys": key_forms.key_rows(keys, int(time.time())),
+        "models": list(MODELS),
+        "periods": key_forms.PERIODS,
+    }
+
+
 @router.get("/keys")
 async def keys(current: Current) -> Response:
     account = await current.account()
+    key = current.developer()
     shown = await current.api.services.accounts.show(account.name)
     return current.page(
-        "keys.html", account=account, keys=shown.keys, issued=None, mine=current.developer().id
+        "keys.html",
+        account=account,
+        issued=None,
+        mine=key.id,
+        may_create=key.limits == NO_LIMITS,
+        **_keys_context(shown.keys),
     )
 
 
@@ -385,6 +429,15 @@ async def keys(current: Current) -> Response:
 async def create_key(current: Current) -> Response:
     await current.form()
     account = await current.account()
+    key = current.developer()
+    if key.limits != NO_LIMITS:
+        # The API lets no account key make keys; the console lets a developer make one without
+        # limits, which from a limited key would be a way out of its limits.
+        raise current.refuse(
+            403,
+            "This session's key has limits, and a key made here would have none: ask the "
+            "operator for another key.",
+        )
     services = current.api.services
     issued = await services.accounts.create_key(account.name)
     shown = await services.accounts.show(account.name)
@@ -393,9 +446,10 @@ async def create_key(current: Current) -> Response:
         "keys.html",
         201,
         account=account,
-        keys=shown.keys,
         issued=issued,
-        mine=current.developer().id,
+        mine=key.id,
+        may_create=True,
+        **_keys_context(shown.keys),
     )
 
 
@@ -505,12 +559,19 @@ async def _account_page(current: Visit, name: str, status: int = 200, **extra: A
     ledger = await services.usage.ledger_page(LedgerFilter(account_id=account.id), None, 10)
     since = (int(time.time()) // 86_400 - USAGE_DAYS + 1) * 86_400
     by_model = await services.usage.usage(UsageQuery(account.id, GroupBy.MODEL, since))
-    context: dict[str, Any] = {"issued": None, "error": None, **extra}
+    context: dict[str, Any] = {
+        "issued": None,
+        "error": None,
+        "create_values": key_forms.form_values(None),
+        "create_refused": None,
+        "update_refused": None,
+        **extra,
+    }
     return current.page(
         "account.html",
         status,
         account=account,
-        keys=shown.keys,
+        **_keys_context(shown.keys),
         rows=[_task_row(record) for record in page.items],
         ledger=ledger.items,
         by_model=by_model.rows,
@@ -539,10 +600,38 @@ async def credit(current: Current, name: str) -> Response:
 
 @router.post("/accounts/{name}/keys")
 async def operator_create_key(current: Current, name: str) -> Response:
+    """A key with the limits the form gives, judged as ``POST /admin/keys`` judges them."""
     current.operator()
     await current.form()
-    issued = await current.api.services.accounts.create_key(name)
+    typed = key_forms.posted_values(current.form_pairs)
+    try:
+        settings = key_forms.settings_from_form(typed, change=False)
+        issued = await current.api.services.accounts.create_key(name, settings)
+    except InvalidRequest as exc:
+        return await _account_page(
+            current, name, 400, create_values=typed, create_refused=key_forms.refusal(exc)
+        )
     return await _account_page(current, name, 201, issued=issued)
+
+
+@router.post("/accounts/{name}/keys/{key_id}")
+async def operator_update_key(current: Current, name: str, key_id: str) -> Response:
+    """A key's limits as the form gives them, changed as ``PATCH /admin/keys/{id}`` does."""
+    current.operator()
+    await current.form()
+    owned = {key.id for key in (await current.api.services.accounts.show(name)).keys}
+    if key_id not in owned:
+        raise NotFound(f"no API key with id {key_id[:100]!r}")
+    typed = key_forms.posted_values(current.form_pairs)
+    try:
+        changes = key_forms.settings_from_form(typed, change=True)
+        await current.api.services.accounts.update_key(key_id, changes)
+    except InvalidRequest as exc:
+        refused = {**key_forms.refusal(exc), "key_id": key_id, "typed": typed}
+        return await _account_page(current, name, 400, update_refused=refused)
+    # As the admin API does: this process reads the key afresh now, others on the feed.
+    current.api.cache.keys.clear()
+    return current.redirect(f"{PATH}/accounts/{name}")
 
 
 @router.post("/accounts/{name}/keys/{key_id}/revoke")

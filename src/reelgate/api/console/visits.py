@@ -82,6 +82,8 @@ class Visit:
     renew: bool = False
     """The cookie must be set (or replaced) on the response."""
     flash: list[str] = field(default_factory=list)
+    form_pairs: list[tuple[str, str]] = field(default_factory=list)
+    """The posted form's fields in order, repeated names included (a form's checkboxes)."""
 
     @property
     def who(self) -> Who:
@@ -155,7 +157,8 @@ class Visit:
         """A posted form's fields, once its CSRF token is found good; else a 403."""
         # Read as the API reads bodies: refused past the limit, before all of it arrives.
         body = await read_bytes(self.request, MAX_FORM_BYTES)
-        fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        self.form_pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        fields = dict(self.form_pairs)
         if not self.sessions.csrf_ok(self.session, fields.get("csrf")):
             raise self.refuse(
                 403,

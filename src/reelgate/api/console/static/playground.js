@@ -85,9 +85,35 @@
     resolution.value = offered.includes(kept) ? kept : (offered.includes("720p") ? "720p" : offered[0]);
   }
 
+  const channel = document.getElementById("f-channel_id");
+  const channelField = document.getElementById("channel-field");
+
+  // A choice of channel only when more than one serves the model: with one, the gateway's
+  // choice is the only one.
+  function offerChannels() {
+    const serving = choices.channels[model.value] || [];
+    const kept = channel.value;
+    channel.replaceChildren(channel.options[0] || new Option("any (the gateway chooses)", ""));
+    for (const c of serving) {
+      channel.append(new Option(c.name === c.id ? c.id : c.name + " (" + c.id + ")", c.id));
+    }
+    channel.value = serving.some((c) => c.id === kept) ? kept : "";
+    channelField.hidden = serving.length < 2;
+  }
+
   model.addEventListener("change", offerResolutions);
-  form.addEventListener("input", requote);
-  form.addEventListener("change", requote);
+  model.addEventListener("change", offerChannels);
+  offerChannels();
+  // Priced once typing pauses, not on every keystroke: each quote is a request of the key,
+  // which counts against its rate limit when it has one.
+  let pause = null;
+  function requoteSoon() {
+    form.dataset.priced = "false";
+    clearTimeout(pause);
+    pause = setTimeout(requote, 200);
+  }
+  form.addEventListener("input", requoteSoon);
+  form.addEventListener("change", requoteSoon);
   requote();
 
   const run = document.getElementById("run");
