@@ -161,6 +161,13 @@ class Settings(BaseSettings):
                 return driver + url[len(plain) :]
         return url
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return url
+
     @field_validator("prices")
     @classmethod
     def _known_tiers(cls, prices: PriceOverrides) -> PriceOverrides:
