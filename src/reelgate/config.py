@@ -239,6 +239,13 @@ class Settings(BaseSettings):
     def _channel_list(cls, channels: list[ChannelSetting] | None) -> list[ChannelSetting] | None:
         return None if channels is None else _checked(channels)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return url
+
     @field_validator("prices")
     @classmethod
     def _known_tiers(cls, prices: PriceOverrides) -> PriceOverrides:

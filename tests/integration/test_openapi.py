@@ -602,6 +602,12 @@ async def test_the_client_controls_errors_are_documented_and_served_as_documente
     assert [a.status_code for a, _ in answers] == [s for _, s in answers]
     for answer, status in answers:
         _assert_served_as_documented(document, create, "post", answer, status)
+    headers = document["paths"][create]["post"]["responses"]["429"]["headers"]
+    assert set(headers) == {"Retry-After", "RateLimit-Policy", "RateLimit"}
+    for path, method in _operations(document):
+        operation = document["paths"][path][method]
+        if path.startswith("/v1/") and operation.get("security"):
+            assert "429" in operation["responses"], f"{method.upper()} {path} has no 429"
     parameters = document["paths"][create]["post"]["parameters"]
     assert [p["name"] for p in parameters if p["in"] == "header"] == ["Idempotency-Key"]
 

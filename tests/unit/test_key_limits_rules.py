@@ -146,3 +146,13 @@ def test_what_a_repeat_is_answered(
     else:
         with pytest.raises(Conflict if outcome == "409" else IdempotencyKeyReused):
             replay(stored, given, 1000)
+
+
+def test_a_redis_url_that_is_not_one_stops_the_start_naming_the_setting() -> None:
+    from pydantic import ValidationError
+
+    from reelgate.config import Settings
+
+    with pytest.raises(ValidationError, match="redis_url"):
+        Settings(redis_url="http://127.0.0.1:6379")
+    assert Settings(redis_url="redis://127.0.0.1:6379/0").redis_url == "redis://127.0.0.1:6379/0"

@@ -73,7 +73,7 @@ router.add_api_route(
     responses={
         200: {"content": {"video/mp4": {}}, "description": "The video."},
         206: {"content": {"video/mp4": {}}, "description": "The requested byte range."},
-        **{status: ERROR_RESPONSES[status] for status in (400, 401, 403, 404, 416)},
+        **{status: ERROR_RESPONSES[status] for status in (400, 401, 403, 404, 416, 429)},
     },
     response_class=Response,
     summary="Download a task's video (HEAD too)",

@@ -69,6 +69,22 @@ ERROR_RESPONSES: Final = {
     status: {"model": ErrorBody, "description": " or ".join(names)}
     for status, names in _ERRORS_BY_STATUS.items()
 }
+_SECONDS = {"schema": {"type": "integer", "minimum": 1}}
+ERROR_RESPONSES[429] = {
+    "model": ErrorBody,
+    "description": "rate_limited (the key's rate) or concurrency_limit (its tasks in flight)",
+    "headers": {
+        "Retry-After": {"description": "Seconds to wait before trying again.", **_SECONDS},
+        "RateLimit-Policy": {
+            "description": 'The rate that was passed (IETF draft): `"creates";q=5;w=1`.',
+            "schema": {"type": "string"},
+        },
+        "RateLimit": {
+            "description": 'What is left of it (IETF draft): `"creates";r=0;t=1`.',
+            "schema": {"type": "string"},
+        },
+    },
+}
 # Two kinds of 402, one row in the document: the code tells them apart.
 ERROR_RESPONSES[402] = {
     "model": ErrorBody,

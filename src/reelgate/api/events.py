@@ -98,7 +98,7 @@ _EVENT_SCHEMA: Final = {
             "final state. Lines starting with ':' are keep-alive comments.",
         },
         204: {"description": "The client already saw the final event (Last-Event-ID)."},
-        **{status: ERROR_RESPONSES[status] for status in (401, 404, 503)},
+        **{status: ERROR_RESPONSES[status] for status in (401, 404, 429, 503)},
     },
     response_class=Response,
     summary="Follow a task as Server-Sent Events",

@@ -94,7 +94,7 @@ async def usage_answer(
 @router.get(
     "/v1/tasks",
     response_model=schemas.TaskList,
-    responses=with_csv("The caller's tasks, newest first", 400, 401, 503),
+    responses=with_csv("The caller's tasks, newest first", 400, 401, 429, 503),
     openapi_extra=query.documented(query.TASK_FILTERS),
     summary="List your tasks",
 )
@@ -108,7 +108,7 @@ async def list_tasks(request: Request, credentials: ApiKeyHeader) -> Response:
 @router.get(
     "/v1/account",
     response_model=schemas.AccountBalance,
-    responses={status: ERROR_RESPONSES[status] for status in (401, 503)},
+    responses={status: ERROR_RESPONSES[status] for status in (401, 429, 503)},
     tags=["account"],
     summary="Your account's balance",
 )
@@ -122,7 +122,7 @@ async def get_account(request: Request, credentials: ApiKeyHeader) -> Response:
 @router.get(
     "/v1/account/ledger",
     response_model=schemas.LedgerList,
-    responses=with_csv("The account's ledger entries, newest first", 400, 401, 503),
+    responses=with_csv("The account's ledger entries, newest first", 400, 401, 429, 503),
     openapi_extra=query.documented(query.LEDGER_FILTERS),
     tags=["account"],
     summary="Your account's ledger",
@@ -153,7 +153,7 @@ async def list_ledger(request: Request, credentials: ApiKeyHeader) -> Response:
 @router.get(
     "/v1/usage",
     response_model=schemas.UsageOut,
-    responses=with_csv("The account's usage in the period, grouped", 400, 401, 503),
+    responses=with_csv("The account's usage in the period, grouped", 400, 401, 429, 503),
     openapi_extra=query.documented(query.USAGE_PARAMS),
     tags=["account"],
     summary="Your usage: tasks, seconds and money, by day, model or key",

@@ -162,7 +162,7 @@ for _path, _summary in CREATE_PATHS.items():
 @router.get(
     "/v1/tasks/{task_id}",
     response_model=schemas.TaskResource,
-    responses=_errors(401, 404, 503),
+    responses=_errors(401, 404, 429, 503),
     summary="Retrieve a task",
 )
 async def get_task(request: Request, task_id: str, credentials: ApiKeyHeader) -> Response:

@@ -21,7 +21,7 @@ def _answer(secret: str) -> Response:
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: ERROR_RESPONSES[status] for status in (401, 503)
+    status: ERROR_RESPONSES[status] for status in (401, 429, 503)
 }
 
 
