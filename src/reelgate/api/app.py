@@ -59,6 +59,12 @@ def build_api(lifespan: Lifespan) -> tuple[FastAPI, HotPaths]:
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(public.request_schema_components())
+            api = getattr(app.state, "api", None)
+            if api is not None:
+                # The channels a client may pin are this deployment's: the document says which.
+                public.name_channels(
+                    components, [c.id for c in api.services.channels.order if c.enabled]
+                )
             # Invalid input is answered 400 with reelgate's error body, never FastAPI's 422.
             for path in schema.get("paths", {}).values():
                 for operation in path.values():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -121,6 +121,17 @@ async def get_model(request: Request, model_id: str) -> Response:
     if body is None:
         raise NotFound(f"no model {model_id[:100]!r}; see GET /v1/models")
     return json_response(body)
+
+
+def name_channels(components: dict[str, Any], channels: list[str]) -> None:
+    """State the channels ``channel_id`` may name (the schema alone says only their shape)."""
+    request = components["VideoGenerationRequest"]
+    properties = dict(request["properties"])
+    field = dict(properties["channel_id"])
+    field.pop("anyOf", None)
+    field["anyOf"] = [{"type": "string", "enum": channels}, {"type": "null"}]
+    properties["channel_id"] = field
+    components["VideoGenerationRequest"] = {**request, "properties": properties}
 
 
 def request_schema_components() -> dict[str, object]:
