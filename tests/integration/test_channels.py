@@ -415,3 +415,36 @@ async def test_modelark_answers_that_mean_not_accepted_move_tasks_to_the_next_ch
     assert await sandbox_tasks(first) == []
     assert len(await sandbox_tasks(second)) == len(ids)
     assert len((await sandbox_stats(first))["faults"]) == 5
+
+
+async def test_a_circuit_one_gateway_opened_is_skipped_by_another_on_the_same_database(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    first = start_sandbox(faults={"create": {"body_codes": {455: 1.0}}})
+    second = start_sandbox(protocol="modelark")
+    settings: dict[str, Any] = {
+        "channels": [kie(first), ark(second)],
+        "circuit_failures": 2,
+        "circuit_cool_down_s": 60,
+    }
+    opener, other = start_gateway(**settings), start_gateway(**settings)
+    key = await opener.account_with_key("shared")
+    async with opener.client(key) as client:
+        for _ in range(2):
+            await create(client, TEXT)
+    assert (await sandbox_stats(first))["faults"] == {"create_code_455": 2}
+    # The other gateway reads the shared circuit within a second: from then on it never
+    # sends the first channel anything.
+    async with other.client(key) as client:
+        for _ in range(40):
+            before = (await sandbox_stats(first))["faults"]["create_code_455"]
+            await create(client, TEXT)
+            if (await sandbox_stats(first))["faults"]["create_code_455"] == before:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the other gateway kept trying the open channel")
+        for _ in range(3):
+            await create(client, TEXT)
+    assert (await sandbox_stats(first))["faults"]["create_code_455"] == before
+    assert await sandbox_tasks(first) == []
