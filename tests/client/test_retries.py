@@ -87,7 +87,6 @@ def test_retried_creates_send_one_idempotency_key_and_creates_each_their_own(
     assert keys[0] == keys[1] != keys[2] == "mine-1"
 
 
-@pytest.mark.needs_idempotency
 def test_a_create_retried_after_a_lost_answer_makes_one_task(
     live: RunningGateway, key: str
 ) -> None:
