@@ -406,14 +406,22 @@ def _sqlite_insert_all(batch: list[Any], conn: sqlite3.Connection) -> list[Any]:
 
 async def accept(
     lane: PostgresLane | SqliteLane, task_id: str, upstream_task_id: str, now_s: int
-) -> bool:
-    """Record the upstream's id for the task, unless one is recorded: True when this did."""
+) -> None:
+    """Record the upstream's id for the task, unless one is recorded. Ids arriving together
+    are written together: on PostgreSQL in one round trip on a connection that does not wait
+    for the disk (see :meth:`.lanes.PostgresLane.grouped`), on SQLite in one transaction of
+    the writer thread."""
     if isinstance(lane, PostgresLane):
-        async with lane.connection() as conn:
-            status: str = await conn.execute(_PG_ACCEPT, task_id, upstream_task_id, now_s)
-        return status == "UPDATE 1"
-    return await lane.run(functools.partial(_sqlite_accept, (upstream_task_id, now_s, task_id)))
+        await lane.grouped(_PG_ACCEPT, (task_id, upstream_task_id, now_s))
+        return
+    batcher = lane.batcher("accept", functools.partial(_sqlite_accept_all, lane))
+    await batcher.submit((upstream_task_id, now_s, task_id))
 
 
-def _sqlite_accept(values: tuple[str, int, str], conn: sqlite3.Connection) -> bool:
-    return conn.execute(_SQLITE_ACCEPT, values).rowcount == 1
+async def _sqlite_accept_all(lane: SqliteLane, calls: list[tuple[str, int, str]]) -> list[None]:
+    def write(conn: sqlite3.Connection) -> list[None]:
+        with immediate(conn):
+            conn.executemany(_SQLITE_ACCEPT, calls)
+        return [None] * len(calls)
+
+    return await lane.run(write)
