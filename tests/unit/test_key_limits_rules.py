@@ -6,7 +6,15 @@ import datetime
 
 import pytest
 
-from reelgate.domain.idempotency import Phase, Stored, StoredAnswer, check_key, fingerprint, replay
+from reelgate.domain.idempotency import (
+    Phase,
+    Stored,
+    StoredAnswer,
+    answer_window_ms,
+    check_key,
+    fingerprint,
+    replay,
+)
 from reelgate.domain.limits import (
     Bucket,
     BudgetPeriod,
@@ -156,3 +164,10 @@ def test_a_redis_url_that_is_not_one_stops_the_start_naming_the_setting() -> Non
     with pytest.raises(ValidationError, match="redis_url"):
         Settings(redis_url="http://127.0.0.1:6379")
     assert Settings(redis_url="redis://127.0.0.1:6379/0").redis_url == "redis://127.0.0.1:6379/0"
+
+
+def test_a_first_create_is_waited_for_as_long_as_failing_over_through_every_channel_takes() -> None:
+    # The default timeouts, 5 s to connect and 20 s to answer, plus 5 s for the create's writes.
+    assert answer_window_ms(5, 20, 1) == 30_000
+    # Refused slowly by the first of three channels, then the second: still its own answer.
+    assert answer_window_ms(5, 20, 3) == 80_000

@@ -75,6 +75,17 @@ class Stored:
     task_id: str | None
 
 
+ANSWER_GRACE_S: Final = 5
+"""Beyond the upstream's own timeouts, for the create's writes around them."""
+
+
+def answer_window_ms(connect_timeout_s: float, timeout_s: float, channels: int) -> int:
+    """How long a create may take to answer: each of the ``channels`` it may be sent to, one
+    after another, up to its timeouts. A first create still pending past this is taken to have
+    died with its process (see :func:`replay`)."""
+    return int(((connect_timeout_s + timeout_s) * channels + ANSWER_GRACE_S) * 1000)
+
+
 def replay(stored: Stored, fingerprint_: str, now_ms: int) -> StoredAnswer:
     """What a repeat is answered: the first answer, once the first create is done (or its
     process died after storing its task); a 409 while it runs; a 422 for another body."""

@@ -14,7 +14,7 @@ from reelgate.domain import lifecycle
 from reelgate.domain.accounts import ApiKey
 from reelgate.domain.catalogue import MODELS
 from reelgate.domain.channels import ChannelConfig, fails_over, may_fail_over_to
-from reelgate.domain.idempotency import Claim, StoredAnswer, replay
+from reelgate.domain.idempotency import Claim, StoredAnswer, answer_window_ms, replay
 from reelgate.domain.ids import is_id, new_id
 from reelgate.domain.limits import period_start
 from reelgate.domain.pricing import PriceBook, Quote, with_margin
@@ -122,7 +122,7 @@ class TaskService:
             deadline_at_ms=now_ms + int(self.settings.task_deadline_s * 1000),
             request_id=request_id,
         )
-        guard = self._guard(key, new, once)
+        guard = self._guard(key, new, once, attempts=len(plan))
         record = await self.store.create(new, guard)
         if record is None:
             # Another create with this key got there first: this is a repeat after all.
@@ -163,18 +163,20 @@ class TaskService:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _guard(self, key: ApiKey, new: NewTask, once: Once | None) -> Guard | None:
+    def _guard(
+        self, key: ApiKey, new: NewTask, once: Once | None, *, attempts: int
+    ) -> Guard | None:
         """What the create must check and write beside its task; None for most (a key without
-        limits, no Idempotency-Key): they take the batched path."""
+        limits, no Idempotency-Key): they take the batched path. ``attempts``: the channels the
+        create may be sent to, one after another."""
         limits = key.limits
         if once is None and not limits.guarded:
             return None
         claim = None
         if once is not None:
             settings = self.settings
-            # Past this the create would have answered, so its process is taken to have died.
-            answer_within_ms = int(
-                (settings.kie_connect_timeout_s + settings.kie_timeout_s + 5) * 1000
+            answer_within_ms = answer_window_ms(
+                settings.kie_connect_timeout_s, settings.kie_timeout_s, attempts
             )
             claim = Claim(
                 key=once.key,
