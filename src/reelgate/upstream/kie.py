@@ -24,6 +24,7 @@ from reelgate.domain.request import VideoGenerationRequest
 from reelgate.domain.task import TaskState
 from reelgate.domain.upstream import UpstreamStatus
 from reelgate.errors import InvalidRequest, Unauthorized, UpstreamError, UpstreamOutcomeUnknown
+from reelgate.upstream.session import UpstreamSession
 
 CHANNEL: Final = "kie"
 CREATE_PATH: Final = "/api/v1/jobs/createTask"
@@ -209,36 +210,15 @@ class KieProvider:
         self.models = dict(models) if models is not None else None
         self.base_url = base_url.rstrip("/")
         self.hmac_key = hmac_key
-        self._headers = {"authorization": f"Bearer {api_key}"}
-        # connect: waiting for a pooled connection and opening one; nothing has been sent yet.
-        # sock_read: waiting for the answer once the request went out. total bounds the rest.
-        self._timeout = aiohttp.ClientTimeout(
-            total=connect_timeout_s + timeout_s,
-            connect=connect_timeout_s,
-            sock_read=timeout_s,
-        )
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the event loop that will use it.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers,
-                timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=200),
-                raise_for_status=False,
-            )
-        return self._session
+        self._http = UpstreamSession(api_key, connect_timeout_s, timeout_s)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
     async def submit(self, request: VideoGenerationRequest, callback_url: str | None) -> str:
         body = orjson.dumps(create_body(request, callback_url, self.models))
         try:
-            async with self._client().post(
+            async with self._http.client().post(
                 self.base_url + CREATE_PATH,
                 data=body,
                 headers={"content-type": "application/json"},
@@ -286,7 +266,7 @@ class KieProvider:
     async def _get(self, path: str, params: dict[str, str] | None = None) -> object:
         """A read: safe to repeat, so any transport failure is simply retryable."""
         try:
-            async with self._client().get(self.base_url + path, params=params) as response:
+            async with self._http.client().get(self.base_url + path, params=params) as response:
                 status, payload = response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _unreachable() from exc

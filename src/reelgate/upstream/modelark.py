@@ -17,6 +17,7 @@ from reelgate.domain.request import VideoGenerationRequest
 from reelgate.domain.task import TaskState
 from reelgate.domain.upstream import UpstreamStatus
 from reelgate.errors import InvalidRequest, UpstreamError, UpstreamOutcomeUnknown
+from reelgate.upstream.session import UpstreamSession
 
 TASKS_PATH: Final = "/contents/generations/tasks"
 LOOKUP_PAGE_SIZE: Final = 100
@@ -192,31 +193,15 @@ class ModelArkProvider:
         self.channel = channel
         self.base_url = base_url.rstrip("/")
         self.models = dict(models) if models is not None else dict(DEFAULT_MODELS)
-        self._headers = {"authorization": f"Bearer {api_key}"}
-        self._timeout = aiohttp.ClientTimeout(
-            total=connect_timeout_s + timeout_s, connect=connect_timeout_s, sock_read=timeout_s
-        )
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers,
-                timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=200),
-                raise_for_status=False,
-            )
-        return self._session
+        self._http = UpstreamSession(api_key, connect_timeout_s, timeout_s)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
     async def submit(self, request: VideoGenerationRequest, callback_url: str | None) -> str:
         body = orjson.dumps(create_body(request, callback_url, self.models))
         try:
-            async with self._client().post(
+            async with self._http.client().post(
                 self.base_url + TASKS_PATH,
                 data=body,
                 headers={"content-type": "application/json"},
@@ -263,7 +248,7 @@ class ModelArkProvider:
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> object:
         try:
-            async with self._client().get(self.base_url + path, params=params) as response:
+            async with self._http.client().get(self.base_url + path, params=params) as response:
                 status, payload = response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _unreachable() from exc
