@@ -6,7 +6,6 @@ under test-artifacts/console/ (the README shows two of them, copied to docs/).""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -19,29 +18,16 @@ from playwright.async_api import (
     Page,
     Response,
     Route,
-    async_playwright,
     expect,
 )
 
 from tests.conftest import ADMIN_TOKEN, GatewayFactory, RunningGateway, SandboxFactory
 from tests.integration.test_channels import ark, kie
 
-CHROMIUM: Final = "/usr/bin/chromium"
 ARTIFACTS: Final = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 WAIT_MS: Final = 15_000
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        # --no-sandbox: the tests may run as root, where chromium's sandbox cannot start.
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 class Offline:
