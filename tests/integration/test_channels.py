@@ -391,6 +391,43 @@ async def test_a_callback_on_another_channels_path_changes_nothing(
     assert unknown.status_code == 404
 
 
+async def test_a_forged_modelark_callback_is_refused_without_its_token_and_not_believed_with_it(
+    start_gateway: GatewayFactory, start_sandbox: SandboxFactory
+) -> None:
+    # The ModelArk sandbox keeps the task queued for long: only a forged body could end it.
+    second = start_sandbox(protocol="modelark", waiting_s=60)
+    gateway = start_gateway(channels=[ark(second)])
+    key = await gateway.account_with_key("forged-ark")
+    secret = SecretKey.parse(TEST_SECRET_KEY).derive(KeyUse.CALLBACK_TOKENS)
+    async with gateway.client(key) as client:
+        task_id = await create(client, TEXT)
+        [made] = await sandbox_tasks(second)
+        forged = {
+            "id": made["taskId"],
+            "status": "succeeded",
+            "content": {"video_url": "http://127.0.0.1:1/secret.mp4"},
+        }
+        untokened = await client.post(
+            "/v1/upstream/callbacks/ark", params={"task_id": task_id}, json=forged
+        )
+        wrong = await client.post(
+            "/v1/upstream/callbacks/ark",
+            params={"task_id": task_id, "token": callback_token(secret, "task_other")},
+            json=forged,
+        )
+        believed = await client.post(
+            "/v1/upstream/callbacks/ark",
+            params={"task_id": task_id, "token": callback_token(secret, task_id)},
+            json=forged,
+        )
+        task = (await client.get(f"/v1/tasks/{task_id}")).json()
+    assert (untokened.status_code, untokened.json()["param"]) == (400, "token")
+    assert wrong.status_code == 401
+    assert believed.status_code == 200  # looked at: the provider's own answer decides
+    assert task["state"] in ("waiting", "queuing")
+    assert task["billing"]["status"] == "reserved"
+
+
 async def test_modelark_answers_that_mean_not_accepted_move_tasks_to_the_next_channel(
     start_gateway: GatewayFactory, start_sandbox: SandboxFactory
 ) -> None:
