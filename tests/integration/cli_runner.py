@@ -85,6 +85,21 @@ async def sql(
         await engine.dispose()
 
 
+async def upstream_id(database_url: str, task_id: str) -> str:
+    """The upstream's id the gateway recorded for a task (it never leaves the gateway, so it
+    is read from the database). The create answers without waiting for that write, so this
+    waits for it, at most five seconds."""
+    for _ in range(100):
+        rows = await sql(
+            database_url, "SELECT upstream_task_id FROM tasks WHERE id = :id", {"id": task_id}
+        )
+        if rows and rows[0][0] is not None:
+            value: str = rows[0][0]
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"task {task_id}: no upstream id recorded within 5 s")
+
+
 async def kept_values(database_url: str) -> list[str]:
     """Every value a copy of the database holds that could be a key: the meta table's values
     and the accounts' webhook secrets, as stored."""

@@ -31,6 +31,7 @@ from reelgate.store.tasks import TaskStore
 from tests.conftest import GatewayFactory, RunningGateway, open_database
 from tests.doubles import AcceptingProvider, RefusingProvider
 from tests.integration.cli_runner import run_cli, sql
+from tests.integration.cli_runner import upstream_id as recorded_upstream_id
 from tests.spec_examples import TEXT_TO_VIDEO as FIRST_EXAMPLE
 
 CREATE: Final = "/v1/videos/generations"
@@ -266,12 +267,7 @@ async def test_accepted_create_keeps_the_task_waiting_and_never_shows_the_upstre
     assert task["billing"]["status"] == "reserved"
     assert task["billing"]["reserve_amount_micro_usdc"] == COST
     # The gateway kept the upstream id for itself, beside its own task id.
-    rows = await sql(
-        database_url,
-        "SELECT upstream_task_id FROM tasks WHERE id = :id",
-        {"id": created.json()["task_id"]},
-    )
-    assert rows == [(upstream_id,)]
+    assert await recorded_upstream_id(database_url, created.json()["task_id"]) == upstream_id
     assert (await account_json(gateway, "accepted"))["reserved_micro_usdc"] == COST
     await assert_audit_passes(database_url)
 

@@ -43,7 +43,7 @@ from tests.conftest import (
     free_port,
     open_database,
 )
-from tests.integration.cli_runner import kept_values
+from tests.integration.cli_runner import kept_values, upstream_id
 from tests.integration.engine_helpers import FAST_ENGINE, TEXT, audit_passes, create, until_final
 from tests.sandbox_support import kie_client, serve
 
@@ -83,18 +83,7 @@ async def _callback_link(sandbox: str, upstream_id: str) -> tuple[str, dict[str,
 
 
 async def _upstream_id(gateway: RunningGateway, task_id: str) -> str:
-    """The upstream's id for a task: it never leaves the gateway, so it is read from the
-    database."""
-    engine = create_async_engine(gateway.settings.database_url)
-    try:
-        async with engine.connect() as conn:
-            value = await conn.scalar(
-                sa.text("SELECT upstream_task_id FROM tasks WHERE id = :id"), {"id": task_id}
-            )
-    finally:
-        await engine.dispose()
-    assert isinstance(value, str)
-    return value
+    return await upstream_id(gateway.settings.database_url, task_id)
 
 
 @pytest.fixture

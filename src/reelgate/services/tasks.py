@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +41,13 @@ from reelgate.store.database import Database
 from reelgate.store.tasks import TaskStore
 
 log = logging.getLogger(__name__)
+
+
+def _check_noted(task_id: str, written: asyncio.Future[None]) -> None:
+    """Logs a submission the database could not note (see ``TaskService._submit``)."""
+    if not written.cancelled() and written.exception() is not None:
+        log.warning("task %s: the database could not note its submission", task_id)
+
 
 CallbackUrls = Callable[[str, str], str | None]
 """The address the upstream of a channel is to call about a task (None: polling only)."""
@@ -271,7 +280,10 @@ class TaskService:
                     raise
                 refused = exc
                 continue
-            await self._keep_accepted(self.store.record_upstream_id(record.id, upstream_id), record)
+            # The answer does not wait for this write: should it be lost, the task is one whose
+            # create went unanswered, found again by its callback or released (lifecycle).
+            noted = self.store.record_upstream_id(record.id, upstream_id)
+            noted.add_done_callback(functools.partial(_check_noted, record.id))
             return dataclasses.replace(
                 record, upstream_task_id=upstream_id, submission=Submission.ACCEPTED
             )

@@ -13,6 +13,7 @@ its money released (see ``domain.lifecycle``), and nothing is ever sent twice.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 from dataclasses import dataclass
@@ -404,18 +405,17 @@ def _sqlite_insert_all(batch: list[Any], conn: sqlite3.Connection) -> list[Any]:
     return results
 
 
-async def accept(
+def accept(
     lane: PostgresLane | SqliteLane, task_id: str, upstream_task_id: str, now_s: int
-) -> None:
-    """Record the upstream's id for the task, unless one is recorded. Ids arriving together
-    are written together: on PostgreSQL in one round trip on a connection that does not wait
-    for the disk (see :meth:`.lanes.PostgresLane.grouped`), on SQLite in one transaction of
-    the writer thread."""
+) -> asyncio.Future[None]:
+    """Record the upstream's id for the task, unless one is recorded; done once written. Ids
+    arriving together are written together: on PostgreSQL in one round trip on a connection
+    that does not wait for the disk (see :meth:`.lanes.PostgresLane.grouped`), on SQLite in one
+    transaction of the writer thread."""
     if isinstance(lane, PostgresLane):
-        await lane.grouped(_PG_ACCEPT, (task_id, upstream_task_id, now_s))
-        return
+        return lane.grouped(_PG_ACCEPT, (task_id, upstream_task_id, now_s))
     batcher = lane.batcher("accept", functools.partial(_sqlite_accept_all, lane))
-    await batcher.submit((upstream_task_id, now_s, task_id))
+    return batcher.post((upstream_task_id, now_s, task_id))
 
 
 async def _sqlite_accept_all(lane: SqliteLane, calls: list[tuple[str, int, str]]) -> list[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -227,10 +228,10 @@ class TaskStore:
         async with self.db.read() as conn:
             return await _get(conn, task_id)
 
-    async def record_upstream_id(self, task_id: str, upstream_task_id: str) -> None:
+    def record_upstream_id(self, task_id: str, upstream_task_id: str) -> asyncio.Future[None]:
         """The upstream accepted the task under this id: the first id recorded stays (see
-        :mod:`.accepting`)."""
-        await accepting.accept(self.db.lane, task_id, upstream_task_id, int(time.time()))
+        :mod:`.accepting`). Queued at once; done once written."""
+        return accepting.accept(self.db.lane, task_id, upstream_task_id, int(time.time()))
 
     async def switch_channel(
         self, task_id: str, from_channel: str, to_channel: str, quote: Quote, charge: int
