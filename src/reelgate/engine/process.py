@@ -113,12 +113,16 @@ class EngineProcess:
     @contextlib.asynccontextmanager
     async def _loops(self) -> AsyncIterator[tuple[Poller, WebhookSender]]:
         s = self.settings
+        # No cookies kept: what one receiver or media host sets must never reach another
+        # account's webhook on the same host.
         downloads = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(connect=10, sock_read=s.media_timeout_s)
+            timeout=aiohttp.ClientTimeout(connect=10, sock_read=s.media_timeout_s),
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         deliveries = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=s.webhook_timeout_s),
             headers={"user-agent": USER_AGENT},
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         tasks = TaskStore(self.db)
         async with downloads, deliveries:

@@ -24,6 +24,8 @@ class UpstreamSession:
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(limit=200),
                 raise_for_status=False,
+                # An upstream authenticates by key; cookies would only cost each request time.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
