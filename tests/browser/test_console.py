@@ -5,6 +5,7 @@ under test-artifacts/console/ (the README shows two of them, copied to docs/).""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Final
@@ -22,10 +23,14 @@ from playwright.async_api import (
 )
 
 from tests.conftest import ADMIN_TOKEN, GatewayFactory, RunningGateway, SandboxFactory
+from tests.integration.engine_helpers import TEXT, create, until_final
 from tests.integration.test_channels import ark, kie
+from tests.integration.test_task_history import flaky_receiver
 
 ARTIFACTS: Final = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 WAIT_MS: Final = 15_000
+ORDER: Final = ("waiting", "queuing", "generating", "success")
+COOKIE: Final = "reelgate_console"
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -86,99 +91,139 @@ class Offline:
 async def test_a_developer_makes_a_video_in_the_playground_and_finds_it_in_tasks(
     start_gateway: GatewayFactory, quick_sandbox: Path, browser: Browser
 ) -> None:
-    gateway = start_gateway(run_engine=True)
+    # Webhooks may reach the test's receiver on loopback, and are retried at once.
+    gateway = start_gateway(
+        run_engine=True, webhook_retry_scale=0.01, allowed_networks=["127.0.0.0/8"]
+    )
     key = await gateway.account_with_key("alice")
     offline = Offline(browser, gateway)
-    async with offline as page:
-        await page.goto(f"{gateway.base_url}/console")
-        await offline.shot("sign-in")
-        await offline.sign_in(key)
-        await expect(page).to_have_url(re.compile(r"/console/playground$"))
-        nav = page.get_by_role("navigation", name="Console")
-        for name in ("Playground", "Tasks", "Usage", "Keys"):
-            await expect(nav.get_by_role("link", name=name, exact=True)).to_be_visible()
+    async with offline as page, gateway.client(key) as client:
+        with flaky_receiver([500]) as hook_url:
+            # A task whose webhook fails once, made while the playground's runs.
+            hooked_id = await create(client, {**TEXT, "callBackUrl": hook_url})
+            await _run_playground(page, offline, client, gateway, key)
+            await until_final(client, hooked_id)
+            for _ in range(200):
+                delivery = (await client.get(f"/v1/tasks/{hooked_id}")).json()["webhook_delivery"]
+                if delivery["status"] == "delivered":
+                    break
+                await asyncio.sleep(0.05)
+            assert delivery["status"] == "delivered"
+        await page.goto(f"{gateway.base_url}/console/tasks/{hooked_id}")
+        attempts = page.get_by_role("table", name="Delivery attempts")
+        await expect(attempts.locator("tbody tr")).to_have_count(2)
+        await expect(attempts.locator("tbody tr").nth(0)).to_contain_text("HTTP 500")
+        await expect(attempts.locator("tbody tr").nth(1)).to_contain_text("HTTP 200")
+        await offline.shot("task-webhook")
 
-        await page.get_by_label("Model").select_option("seedance-2")
-        await page.get_by_label("Prompt").fill("a paper boat on a rainy street")
-        await page.get_by_label("Resolution").select_option("480p")
-        await page.get_by_label("Aspect ratio").select_option("16:9")
-        await page.get_by_label("Duration (seconds)").fill("4")
-        await page.get_by_label("Generate audio").check()
-        await expect(page.locator("#playground")).to_have_attribute("data-priced", "true")
-        price = page.get_by_label("Price")
-        shown_micro = int(await price.get_attribute("data-micro") or "-1")
-        # seedance-2 at 480p without video input is 0.095 USD a second: 4 s at margin 1.
-        await expect(price).to_have_text("0.380000 USD")
-        await offline.shot("playground-before")
-
-        await page.get_by_role("button", name="Generate").click()
-        await expect(page.locator("#progress")).to_have_attribute("value", "100", timeout=WAIT_MS)
-        await page.wait_for_function(
-            "() => { const v = document.querySelector('video#video');"
-            " return v && v.readyState >= 1 && v.duration > 0; }",
-            timeout=WAIT_MS,
-        )
-        duration = await page.eval_on_selector("video#video", "v => v.duration")
-        ready = await page.eval_on_selector("video#video", "v => v.readyState")
-        assert ready >= 1
-        assert 3.5 <= duration <= 4.5
-        task_id = (await page.locator("#task-id").inner_text()).strip()
-        await expect(page.locator("#charge")).to_have_text("0.380000 USD")
-        download = await page.get_by_role("link", name="Download the video").get_attribute("href")
-        await offline.shot("playground")
-
-        async with gateway.client(key) as client:
-            task = (await client.get(f"/v1/tasks/{task_id}")).json()
-            assert task["billing"]["reserve_amount_micro_usdc"] == shown_micro
-            assert task["request"]["duration"] == 4
-            assert task["request"]["generate_audio"] is True
-            assert download is not None
-            fetched = await client.get(download)
-            assert fetched.status_code == 200
-            assert fetched.headers["content-type"] == "video/mp4"
-
-        await nav.get_by_role("link", name="Tasks", exact=True).click()
-        row = page.get_by_role("row").filter(has_text=task_id)
-        await expect(row).to_contain_text("success")
-        await page.get_by_label("State").select_option("fail")
-        await page.get_by_role("button", name="Filter").click()
-        await expect(page).to_have_url(re.compile(r"state=fail"))
-        await expect(page.get_by_role("row").filter(has_text=task_id)).to_have_count(0)
-        await page.get_by_label("State").select_option("success")
-        await page.get_by_label("Model").select_option("seedance-2")
-        await page.get_by_role("button", name="Filter").click()
-        await expect(page.get_by_role("row").filter(has_text=task_id)).to_have_count(1)
-        await offline.shot("tasks")
-
-        await page.get_by_role("link", name=task_id).click()
-        await expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
-        await expect(page.locator(".timeline li")).to_have_count(2)
-        billing = page.get_by_role("region", name="Billing")
-        await expect(billing).to_contain_text("committed")
-        await expect(billing).to_contain_text("0.380000 USD")
-        await page.wait_for_function(
-            "() => document.querySelector('video.result').readyState >= 1", timeout=WAIT_MS
-        )
-        await offline.shot("task")
-
-        await nav.get_by_role("link", name="Keys", exact=True).click()
-        await expect(page.locator("table.keys")).to_contain_text("active")
-        await offline.shot("keys")
-
-        await nav.get_by_role("link", name="Usage", exact=True).click()
-        await expect(page.get_by_role("cell", name="seedance-2", exact=True)).to_be_visible()
-        await page.wait_for_function(
-            "() => window.Chart && Chart.getChart('chart-spend') !== undefined"
-        )
-        await offline.shot("usage")
-
-        # Signing out ends the session: the next page asks to sign in again.
+        # Signing out ends the session, on the server too: the next page asks to sign in
+        # again, and so does a copy of the cookie taken before.
+        [cookie] = [c for c in await offline.context.cookies() if c["name"] == COOKIE]
         await page.get_by_role("button", name="Sign out").click()
         await expect(page).to_have_url(re.compile(r"/console/sign-in$"))
         await page.goto(f"{gateway.base_url}/console/tasks")
         await expect(page).to_have_url(re.compile(r"/console/sign-in$"))
+        async with gateway.client(cookies={COOKIE: cookie["value"]}) as copy:
+            refused = await copy.get("/console/tasks")
+        assert (refused.status_code, refused.headers["location"]) == (303, "/console/sign-in")
     assert offline.outside == []
     assert offline.errors == []
+
+
+async def _run_playground(
+    page: Page, offline: Offline, client: httpx.AsyncClient, gateway: RunningGateway, key: str
+) -> None:
+    """Sign in, make a video in the playground, find it in Tasks, open its page (its timeline,
+    its billing), and look at Keys and Usage."""
+    await page.goto(f"{gateway.base_url}/console")
+    await offline.shot("sign-in")
+    await offline.sign_in(key)
+    await expect(page).to_have_url(re.compile(r"/console/playground$"))
+    nav = page.get_by_role("navigation", name="Console")
+    for name in ("Playground", "Tasks", "Usage", "Keys"):
+        await expect(nav.get_by_role("link", name=name, exact=True)).to_be_visible()
+
+    await page.get_by_label("Model").select_option("seedance-2")
+    await page.get_by_label("Prompt").fill("a paper boat on a rainy street")
+    await page.get_by_label("Resolution").select_option("480p")
+    await page.get_by_label("Aspect ratio").select_option("16:9")
+    await page.get_by_label("Duration (seconds)").fill("4")
+    await page.get_by_label("Generate audio").check()
+    await expect(page.locator("#playground")).to_have_attribute("data-priced", "true")
+    price = page.get_by_label("Price")
+    shown_micro = int(await price.get_attribute("data-micro") or "-1")
+    # seedance-2 at 480p without video input is 0.095 USD a second: 4 s at margin 1.
+    await expect(price).to_have_text("0.380000 USD")
+    await offline.shot("playground-before")
+
+    await page.get_by_role("button", name="Generate").click()
+    await expect(page.locator("#progress")).to_have_attribute("value", "100", timeout=WAIT_MS)
+    await page.wait_for_function(
+        "() => { const v = document.querySelector('video#video');"
+        " return v && v.readyState >= 1 && v.duration > 0; }",
+        timeout=WAIT_MS,
+    )
+    duration = await page.eval_on_selector("video#video", "v => v.duration")
+    ready = await page.eval_on_selector("video#video", "v => v.readyState")
+    assert ready >= 1
+    assert 3.5 <= duration <= 4.5
+    task_id = (await page.locator("#task-id").inner_text()).strip()
+    await expect(page.locator("#charge")).to_have_text("0.380000 USD")
+    download = await page.get_by_role("link", name="Download the video").get_attribute("href")
+    await offline.shot("playground")
+
+    task = (await client.get(f"/v1/tasks/{task_id}")).json()
+    assert task["billing"]["reserve_amount_micro_usdc"] == shown_micro
+    assert task["request"]["duration"] == 4
+    assert task["request"]["generate_audio"] is True
+    assert download is not None
+    fetched = await client.get(download)
+    assert fetched.status_code == 200
+    assert fetched.headers["content-type"] == "video/mp4"
+
+    await nav.get_by_role("link", name="Tasks", exact=True).click()
+    row = page.get_by_role("row").filter(has_text=task_id)
+    await expect(row).to_contain_text("success")
+    await page.get_by_label("State").select_option("fail")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page).to_have_url(re.compile(r"state=fail"))
+    await expect(page.get_by_role("row").filter(has_text=task_id)).to_have_count(0)
+    await page.get_by_label("State").select_option("success")
+    await page.get_by_label("Model").select_option("seedance-2")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.get_by_role("row").filter(has_text=task_id)).to_have_count(1)
+    await offline.shot("tasks")
+
+    await page.get_by_role("link", name=task_id).click()
+    await expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
+    # Each state the task went through, in order (the engine may not have seen each
+    # middle one), from waiting at its creation to its success.
+    states = await page.locator(".timeline li").evaluate_all(
+        "items => items.map(item => item.dataset.state)"
+    )
+    assert states[0] == "waiting"
+    assert states[-1] == "success"
+    assert states == [s for s in ORDER if s in states]
+    assert len(set(states)) == len(states)
+    await expect(page.get_by_role("region", name="Webhook")).to_contain_text("No webhook")
+    billing = page.get_by_role("region", name="Billing")
+    await expect(billing).to_contain_text("committed")
+    await expect(billing).to_contain_text("0.380000 USD")
+    await page.wait_for_function(
+        "() => document.querySelector('video.result').readyState >= 1", timeout=WAIT_MS
+    )
+    await offline.shot("task")
+
+    await nav.get_by_role("link", name="Keys", exact=True).click()
+    await expect(page.locator("table.keys")).to_contain_text("active")
+    await offline.shot("keys")
+
+    await nav.get_by_role("link", name="Usage", exact=True).click()
+    await expect(page.get_by_role("cell", name="seedance-2", exact=True)).to_be_visible()
+    await page.wait_for_function(
+        "() => window.Chart && Chart.getChart('chart-spend') !== undefined"
+    )
+    await offline.shot("usage")
 
 
 async def test_the_operator_makes_an_account_credits_it_and_issues_and_revokes_a_key(

@@ -389,3 +389,45 @@ async def test_key_limits_and_idempotency_are_added_empty_and_dropped_again_keep
     assert claims == 0
     await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0011")
     assert await _snapshot(empty_database_url) == at_0011
+
+
+# 0014: tasks' timelines, webhook attempts, signed-out console sessions
+
+ROWS_AT_0014: Final = (
+    "INSERT INTO task_events (task_id, state, at_ms, progress, detail) "
+    "VALUES ('task_1', 'fail', 2000, 0, 'deadline_exceeded')",
+    "INSERT INTO webhook_deliveries (task_id, account_id, url, webhook_id, status, attempts, "
+    "created_at_ms) VALUES ('task_1', 'acct_1', 'https://hooks.example/cb', 'msg_1', 'pending', "
+    "1, 2000)",
+    "INSERT INTO webhook_attempts (task_id, attempt, at_ms, duration_ms, response_code, error) "
+    "VALUES ('task_1', 1, 2100, 40, 500, 'the receiver answered 500')",
+    "INSERT INTO console_sessions_revoked (sid, expires_at_ms) VALUES ('sid-1', 9000)",
+)
+
+
+async def test_the_consoles_tables_are_added_and_dropped_again_keeping_every_row(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0013")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    at_0013 = await _snapshot(empty_database_url)
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0014")
+    await _execute(empty_database_url, *ROWS_AT_0014)
+    with pytest.raises(sa.exc.IntegrityError):
+        # A task enters each state once.
+        await _execute(empty_database_url, ROWS_AT_0014[0])
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0013")
+    after = await _snapshot(empty_database_url)
+    # Downgrading drops the new tables only (the delivery row was written at 0014).
+    await _execute(empty_database_url, "DELETE FROM webhook_deliveries")
+    assert await _snapshot(empty_database_url) == at_0013
+    assert after["webhook_deliveries"]
+    await upgrade_async(empty_database_url)
+    engine = create_async_engine(empty_database_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+            events = (await conn.execute(sa.text("SELECT count(*) FROM task_events"))).scalar()
+    finally:
+        await engine.dispose()
+    assert events == 0

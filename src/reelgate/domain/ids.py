@@ -31,3 +31,12 @@ def first_id_at(prefix: str, ms: int) -> str:
     carries): every id made at ``ms`` or later sorts at or after it, every earlier one before."""
     ms = min(max(ms, 0), MAX_ID_MS)
     return f"{prefix}_{ULID.from_bytes(ms.to_bytes(6, 'big') + bytes(10))}"
+
+
+def made_at_ms(value: str) -> int | None:
+    """The Unix millisecond an id of :func:`new_id` was made at; None for a value that is not
+    such an id."""
+    _, sep, tail = value.partition("_")
+    if not (sep and _ULID.fullmatch(tail)):
+        return None
+    return ULID.from_str(tail).milliseconds

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
@@ -21,8 +22,22 @@ RETRY_DELAYS_S: Final = (5, 30, 120, 600, 1800, 3600, 7200, 14400)
 GIVE_UP_AFTER_S: Final = 86_400
 UNREACHABLE_ATTEMPTS: Final = 3
 """Attempts at a URL whose host cannot be reached at all before the delivery fails."""
+ATTEMPT_ERROR_LENGTH: Final = 300
+"""The most kept of why an attempt failed (the gateway's own words, never the receiver's)."""
 WEBHOOK_SECRET_OVERLAP_S: Final = 86_400
 """How long the secret before a rotation still signs, beside the new one."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt to deliver a task's webhook, as kept."""
+
+    attempt: int
+    """1 for the first."""
+    at_ms: int
+    duration_ms: int
+    response_code: int | None
+    error: str | None
 
 
 class DeliveryStatus(StrEnum):

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
@@ -82,11 +83,14 @@ class WebhookSender:
 
     async def _deliver(self, due: DueDelivery) -> None:
         with logs.about(task=due.task_id):
+            at_ms = _now_ms()
+            started = time.monotonic()
             try:
-                attempt = await self._attempt(due)
+                sent = await self._attempt(due)
             except Exception:
                 log.exception("webhooks: delivering %s failed unexpectedly", due.webhook_id)
-                attempt = self._failed(due, None, "internal error while sending")
+                sent = _Sent(None, "internal error while sending")
+            attempt = self._outcome(due, sent, at_ms, int((time.monotonic() - started) * 1000))
             self.metrics.webhook_delivery(_OUTCOMES[attempt.status])
             try:
                 await self.store.record(due.task_id, self.owner, attempt)
@@ -95,14 +99,14 @@ class WebhookSender:
                 # twice, with the same webhook-id, never not at all.
                 log.exception("webhooks: cannot record the attempt of %s", due.webhook_id)
 
-    async def _attempt(self, due: DueDelivery) -> Attempt:
+    async def _attempt(self, due: DueDelivery) -> _Sent:
         record = await self.tasks.get(due.task_id)
         assert record is not None  # the outbox row's foreign key keeps its task
         body = self.render(record)
         try:
             target = await pin(due.url, self.reach)
         except DestinationRefused as exc:
-            return self._failed(due, None, exc.message, unreachable=True)
+            return _Sent(None, exc.message, unreachable=True)
         headers = {
             "host": target.host_header,
             "content-type": "application/json",
@@ -121,22 +125,41 @@ class WebhookSender:
             ) as response:
                 status = response.status
         except TimeoutError:
-            return self._failed(due, None, "the receiver did not answer in time")
+            return _Sent(None, "the receiver did not answer in time")
         except aiohttp.ClientError as exc:
-            return self._failed(due, None, f"could not reach the receiver ({type(exc).__name__})")
+            return _Sent(None, f"could not reach the receiver ({type(exc).__name__})")
         if 200 <= status < 300:
-            return Attempt(DeliveryStatus.DELIVERED, status, None, None)
-        return self._failed(due, status, f"the receiver answered {status}")
+            return _Sent(status, None)
+        return _Sent(status, f"the receiver answered {status}")
 
-    def _failed(
-        self, due: DueDelivery, code: int | None, error: str, *, unreachable: bool = False
-    ) -> Attempt:
+    def _outcome(self, due: DueDelivery, sent: _Sent, at_ms: int, duration_ms: int) -> Attempt:
+        """What the attempt that began at ``at_ms`` and took ``duration_ms`` means for the
+        delivery: delivered, or when it is tried next (None once it is given up)."""
+        if sent.error is None:
+            return Attempt(
+                DeliveryStatus.DELIVERED, sent.response_code, None, None, at_ms, duration_ms
+            )
         retry_at = next_attempt_ms(
             due.attempts + 1,
             due.created_at_ms,
-            int(time.time() * 1000),
+            _now_ms(),
             self.retry_scale,
-            unreachable=unreachable,
+            unreachable=sent.unreachable,
         )
         status = DeliveryStatus.PENDING if retry_at is not None else DeliveryStatus.FAILED
-        return Attempt(status, code, error, retry_at)
+        return Attempt(status, sent.response_code, sent.error, retry_at, at_ms, duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """How sending went: the receiver's status when it answered, and why it failed (None
+    when it accepted)."""
+
+    response_code: int | None
+    error: str | None
+    unreachable: bool = False
+    """The URL's host cannot be reached at all (it does not resolve, or is forbidden)."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -12,6 +12,8 @@ from reelgate.domain.secret_key import KeyUse, SecretKey
 from reelgate.services.accounts import AccountService, hash_secret
 from reelgate.services.callbacks import CallbackIntake
 from reelgate.services.channels import Channels
+from reelgate.services.console_sessions import ConsoleSessions
+from reelgate.services.history import TaskHistory
 from reelgate.services.metrics import Metrics
 from reelgate.services.rates import Rates, buckets
 from reelgate.services.signing import media_signing_key
@@ -46,6 +48,10 @@ class Services:
     """The upstream channels, every call to them measured: what the engine talks to as well."""
     rates: Rates
     """Per-key request rates, in Redis or in this process (REELGATE_REDIS_URL)."""
+    history: TaskHistory
+    """Tasks' timelines and webhook attempts, for the console."""
+    console_sessions: ConsoleSessions
+    """Console sessions signed out before they expire."""
 
     async def follow_changes(self) -> AsyncIterator[Change]:
         """Every change any process commits from now on (see :mod:`reelgate.store.changes`)."""
@@ -104,4 +110,6 @@ async def open_services(
         metrics=metrics,
         channels=channels,
         rates=Rates(buckets(settings.redis_url)),
+        history=TaskHistory(db),
+        console_sessions=ConsoleSessions(db),
     )

@@ -16,7 +16,8 @@ from reelgate.domain.money import (
 )
 from reelgate.domain.request_ids import REQUEST_ID_LENGTH
 from reelgate.domain.task import UNFINISHED_STATES, LedgerKind, TaskState
-from reelgate.domain.webhooks import DeliveryStatus
+from reelgate.domain.timeline import DETAIL_LENGTH
+from reelgate.domain.webhooks import ATTEMPT_ERROR_LENGTH, DeliveryStatus
 
 
 def _one_of(column: str, values: Iterable[StrEnum]) -> str:
@@ -290,6 +291,51 @@ webhook_deliveries = sa.Table(
         sqlite_where=sa.text(PENDING_DELIVERY_SQL),
         postgresql_where=sa.text(PENDING_DELIVERY_SQL),
     ),
+)
+
+# Each change of a task's state after its creation (the creation itself is the task row's
+# created_at: the create path writes nothing more), written in the transaction that made the
+# change. States only move forward, so a task enters each state at most once: the key refuses
+# a second record of one change, whichever of a callback and a poll reports it.
+task_events = sa.Table(
+    "task_events",
+    metadata,
+    sa.Column("task_id", sa.ForeignKey("tasks.id"), primary_key=True),
+    sa.Column("state", sa.String(16), primary_key=True),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    # The task's progress once in the state.
+    sa.Column("progress", sa.SmallInteger, nullable=False),
+    # A word more: a failure's error code.
+    sa.Column("detail", sa.String(DETAIL_LENGTH), nullable=True),
+    sa.CheckConstraint(
+        _one_of("state", (s for s in TaskState if s is not TaskState.WAITING)),
+        name="entered_state",
+    ),
+)
+
+# Each attempt to deliver a task's webhook, written in the transaction that records its outcome
+# on the delivery. How many there are is bounded by the retry policy (domain.webhooks).
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("task_id", sa.ForeignKey("webhook_deliveries.task_id"), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    # The receiver's HTTP status, when it answered; its body is never read, let alone kept.
+    sa.Column("response_code", sa.Integer, nullable=True),
+    # Why the attempt failed, in the gateway's own words.
+    sa.Column("error", sa.String(ATTEMPT_ERROR_LENGTH), nullable=True),
+)
+
+# Console sessions signed out before they expire: the session is a sealed cookie, so a copy
+# of it would open until its expiry unless its id is refused here. Rows past their expiry are
+# pruned (the cookie no longer opens then anyway).
+console_sessions_revoked = sa.Table(
+    "console_sessions_revoked",
+    metadata,
+    sa.Column("sid", sa.String(64), primary_key=True),
+    sa.Column("expires_at_ms", sa.BigInteger, nullable=False, index=True),
 )
 
 meta = sa.Table(

@@ -31,7 +31,7 @@ from reelgate.domain.task import (
     TaskState,
 )
 from reelgate.domain.webhooks import DeliveryStatus
-from reelgate.store import accepting, changes, leases
+from reelgate.store import accepting, changes, leases, task_events
 from reelgate.store.database import Database
 from reelgate.store.schema import (
     SUCCEEDED_SQL,
@@ -286,14 +286,16 @@ class TaskStore:
 
         The state change is a compare-and-swap: of any number of concurrent callers exactly
         one wins and moves the money, in the same transaction; the others get False. The winner
-        also queues the client's webhook, when the task has a callBackUrl and the decision says
-        to notify (a create the upstream refused is answered at once instead).
+        also records the change for the task's timeline, and queues the client's webhook, when
+        the task has a callBackUrl and the decision says to notify (a create the upstream
+        refused is answered at once instead).
         """
         succeeded = isinstance(end, Succeed)
         now_ms = _now_ms()
         now = now_ms // 1000
+        state = TaskState.SUCCESS if succeeded else TaskState.FAIL
         values: dict[str, Any] = {
-            "state": TaskState.SUCCESS if succeeded else TaskState.FAIL,
+            "state": state,
             "billing_status": BillingStatus.COMMITTED if succeeded else BillingStatus.RELEASED,
             "updated_at": now,
             "completed_at": now,
@@ -322,12 +324,21 @@ class TaskStore:
                         tasks.c.cost_micro_usdc,
                         tasks.c.request,
                         tasks.c.charge_micro_usdc,
+                        tasks.c.progress,
                     )
                 )
             ).one_or_none()
             if won is None:
                 return False
-            account_id, cost, request, charge = won
+            account_id, cost, request, charge, progress = won
+            await task_events.entered(
+                conn,
+                task_id,
+                state,
+                now_ms,
+                progress,
+                None if isinstance(end, Succeed) else end.error.get("code"),
+            )
             paid = (cost if charge is None else min(charge, cost)) if succeeded else 0
             if succeeded:
                 await _ledger_entry(conn, account_id, task_id, LedgerKind.COMMIT, paid, now)
@@ -363,9 +374,11 @@ class TaskStore:
     async def _advance(self, task_id: str, move: Advance) -> bool:
         """Move an unfinished task forward to a non-final state, or raise its progress within
         its state. A compare-and-swap: states never go back, progress never falls."""
+        now_ms = _now_ms()
         async with self.db.write() as conn:
-            moved = await conn.execute(_advance(conn), [_advance_params(task_id, move, _now_ms())])
+            moved = await conn.execute(_advance(conn), [_advance_params(task_id, move, now_ms)])
             if moved.rowcount:
+                await task_events.moved(conn, [task_id], now_ms)
                 await changes.publish(conn, TASK, task_id)
             return bool(moved.rowcount)
 
@@ -405,9 +418,9 @@ class TaskStore:
 
     async def record_checks(self, owner: str, outcomes: Sequence[CheckOutcome]) -> None:
         """Write what many checks decided, in one transaction: each task's progress (the same
-        compare-and-swap as an :class:`Advance` applied alone), then when it is next due,
-        giving its lease back. Batching these is what lets one engine keep thousands of tasks
-        checked."""
+        compare-and-swap as an :class:`Advance` applied alone) and the changes of state among
+        them (see :mod:`.task_events`), then when it is next due, giving its lease back.
+        Batching these is what lets one engine keep thousands of tasks checked."""
         if not outcomes:
             return
         now_ms = _now_ms()
@@ -415,8 +428,11 @@ class TaskStore:
         async with self.db.write() as conn:
             if moves:
                 await conn.execute(_advance(conn), moves)
+                moved = [m["b_id"] for m in moves]
+                # The batch's changes of state, in one statement as well.
+                await task_events.moved(conn, moved, now_ms)
                 # Announced whether or not the swap won: a needless refresh is harmless.
-                await changes.publish_many(conn, TASK, [m["b_id"] for m in moves])
+                await changes.publish_many(conn, TASK, moved)
             await conn.execute(
                 tasks.update()
                 .where(

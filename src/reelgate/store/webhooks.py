@@ -1,7 +1,8 @@
 """The outbox of client webhooks: claimed by engines in batches, each attempt's outcome kept.
 
 Rows are written by :meth:`TaskStore.finish` in the transaction that ends the task, so a
-delivery exists if and only if its task ended with a callBackUrl.
+delivery exists if and only if its task ended with a callBackUrl. Each attempt is kept as a
+row of its own too (``webhook_attempts``), beside the delivery's latest outcome.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from reelgate.domain.changes import TASK
-from reelgate.domain.webhooks import DeliveryStatus
+from reelgate.domain.webhooks import ATTEMPT_ERROR_LENGTH, AttemptRecord, DeliveryStatus
 from reelgate.store import changes, leases
 from reelgate.store.accounts import account_of
 from reelgate.store.database import Database
-from reelgate.store.schema import PENDING_DELIVERY_SQL, accounts, webhook_deliveries
+from reelgate.store.schema import (
+    PENDING_DELIVERY_SQL,
+    accounts,
+    webhook_attempts,
+    webhook_deliveries,
+)
 
 # Spelled as the partial index ix_webhook_deliveries_due is, so that both databases use it.
 _PENDING = sa.text(PENDING_DELIVERY_SQL)
@@ -41,6 +47,9 @@ class Attempt:
     response_code: int | None
     error: str | None
     next_attempt_at_ms: int | None
+    at_ms: int
+    """When the attempt began."""
+    duration_ms: int
 
 
 class WebhookStore:
@@ -97,24 +106,63 @@ class WebhookStore:
         ]
 
     async def record(self, task_id: str, owner: str, attempt: Attempt) -> None:
-        """Keep an attempt's outcome and give the lease back; the task's readers see it."""
+        """Keep an attempt's outcome, on the delivery and as a row of its own, and give the
+        lease back; the task's readers see it. Nothing is kept once the lease was lost (another
+        engine took the delivery over: its attempt counts instead)."""
         now_ms = int(time.time() * 1000)
         d = webhook_deliveries
+        error = None if attempt.error is None else attempt.error[:ATTEMPT_ERROR_LENGTH]
         async with self.db.write() as conn:
-            updated = await conn.execute(
-                d.update()
-                .where(d.c.task_id == task_id, d.c.lease_owner == owner)
-                .values(
-                    status=attempt.status,
-                    attempts=d.c.attempts + 1,
-                    last_response_code=attempt.response_code,
-                    last_error=None if attempt.error is None else attempt.error[:300],
-                    last_attempt_at_ms=now_ms,
-                    next_attempt_at_ms=attempt.next_attempt_at_ms,
-                    delivered_at_ms=now_ms if attempt.status is DeliveryStatus.DELIVERED else None,
-                    lease_owner=None,
-                    lease_until_ms=None,
+            updated = (
+                await conn.execute(
+                    d.update()
+                    .where(d.c.task_id == task_id, d.c.lease_owner == owner)
+                    .values(
+                        status=attempt.status,
+                        attempts=d.c.attempts + 1,
+                        last_response_code=attempt.response_code,
+                        last_error=error,
+                        last_attempt_at_ms=now_ms,
+                        next_attempt_at_ms=attempt.next_attempt_at_ms,
+                        delivered_at_ms=(
+                            now_ms if attempt.status is DeliveryStatus.DELIVERED else None
+                        ),
+                        lease_owner=None,
+                        lease_until_ms=None,
+                    )
+                    .returning(d.c.attempts)
+                )
+            ).one_or_none()
+            if updated is None:
+                return
+            await conn.execute(
+                webhook_attempts.insert().values(
+                    task_id=task_id,
+                    attempt=updated.attempts,
+                    at_ms=attempt.at_ms,
+                    duration_ms=max(0, attempt.duration_ms),
+                    response_code=attempt.response_code,
+                    error=error,
                 )
             )
-            if updated.rowcount:
-                await changes.publish(conn, TASK, task_id)
+            await changes.publish(conn, TASK, task_id)
+
+    async def attempts(self, task_id: str) -> list[AttemptRecord]:
+        """The task's delivery attempts, first first."""
+        a = webhook_attempts
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(a.c.attempt, a.c.at_ms, a.c.duration_ms, a.c.response_code, a.c.error)
+                .where(a.c.task_id == task_id)
+                .order_by(a.c.attempt)
+            )
+            return [
+                AttemptRecord(
+                    attempt=row.attempt,
+                    at_ms=row.at_ms,
+                    duration_ms=row.duration_ms,
+                    response_code=row.response_code,
+                    error=row.error,
+                )
+                for row in rows
+            ]

@@ -107,9 +107,18 @@ async def sign_in_page(current: Current) -> Response:
     return current.page("sign_in.html", error=None)
 
 
+async def _end_session(current: Visit) -> None:
+    """End a signed-in session on the server: a copy of its cookie opens nothing from now on."""
+    session = current.session
+    if session.who is not Who.ANONYMOUS:
+        await current.api.services.console_sessions.end(session.sid, session.expires_at)
+
+
 @router.post("/sign-in")
 async def sign_in(current: Current) -> Response:
     fields = await current.form()
+    # Whoever signs in replaces the session the browser had, which ends here.
+    await _end_session(current)
     secret = fields.get("secret", "").strip()
     auth = current.api.auth
     secret_hash = hash_secret(secret)
@@ -136,6 +145,7 @@ async def sign_in(current: Current) -> Response:
 @router.post("/sign-out")
 async def sign_out(current: Current) -> Response:
     await current.form()
+    await _end_session(current)
     current.sign_out()
     return current.redirect(f"{PATH}/sign-in")
 
@@ -306,18 +316,15 @@ async def task_page(current: Current, task_id: str) -> Response:
     view = current.api.bodies.view
     resource = view.resource(record, time.time())[0]
     videos = [relative(item["url"]) for item in resource.result.get("data", [])]
-    timeline = [("created", "waiting", record.created_at)]
-    if record.state_since_ms is not None and not record.state.is_final:
-        timeline.append(("now", record.state.value, record.state_since_ms // 1000))
-    if record.completed_at is not None:
-        timeline.append(("ended", record.state.value, record.completed_at))
+    history = await services.history.of(record)
     return current.page(
         "task.html",
         task=resource,
         record=record,
         request_json=orjson.dumps(record.request, option=orjson.OPT_INDENT_2).decode(),
         videos=videos,
-        timeline=timeline,
+        steps=history.steps,
+        attempts=history.attempts,
         final=record.state in FINAL_STATES,
     )
 

@@ -2,10 +2,12 @@
 every form and every script's request carries.
 
 A session is a cookie the gateway sealed (AES-GCM under a key derived from the secret key for
-this use alone): any process of the gateway opens it, nothing is kept server-side, and the
-browser's scripts never see it (HttpOnly). It holds the SHA-256 hash of the API key or of the
-admin token, never the secret itself; each request looks the key up again, so revoking the key
-(or replacing the admin token) ends its sessions at once. Someone not signed in has a session
+this use alone): any process of the gateway opens it, and the browser's scripts never see it
+(HttpOnly). The cookie holds the SHA-256 hash of the API key or of the admin token, never the
+secret itself; each request looks the key up again, so revoking the key (or replacing the admin
+token) ends its sessions at once. The server keeps only the ids of sessions signed out before
+their expiry, so that a copy of a signed-out cookie opens nothing (see
+``services.console_sessions``). Someone not signed in has a session
 too ("anonymous"): the sign-in form's CSRF token is bound to it, and signing in replaces it with
 a new one, so a session id planted before sign-in is worth nothing after it.
 """

@@ -50,7 +50,28 @@ def _when(unix_s: int | None) -> str:
     return datetime.fromtimestamp(unix_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _when_ms(unix_ms: int | None) -> str:
+    if unix_ms is None:
+        return ""
+    moment = datetime.fromtimestamp(unix_ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{unix_ms % 1000:03d} UTC"
+
+
+def _took(ms: int | None) -> str:
+    """A duration as a person reads it: milliseconds, seconds, or minutes and seconds."""
+    if ms is None:
+        return ""
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    minutes, seconds = divmod(ms // 1000, 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
 _TEMPLATES.filters["when"] = _when
+_TEMPLATES.filters["when_ms"] = _when_ms
+_TEMPLATES.filters["took"] = _took
 
 
 class Answer(Exception):
@@ -178,14 +199,19 @@ def _now() -> int:
 
 
 async def visit(request: Request) -> Visit:
-    """Who is asking, from the session cookie. A cookie that does not open, has expired, or
-    names a key since revoked (or an admin token since replaced) counts as no session."""
+    """Who is asking, from the session cookie. A cookie that does not open, has expired, was
+    signed out, or names a key since revoked (or an admin token since replaced) counts as no
+    session."""
     api = api_state(request)
     sessions = Sessions(request.app.state.console_key)
     session = sessions.open(request.cookies.get(COOKIE))
     current = Visit(request, api, sessions, session or Session.new(), renew=session is None)
     request.state.console_visit = current
     if session is None:
+        return current
+    if session.who is not Who.ANONYMOUS and await api.services.console_sessions.ended(session.sid):
+        # Signed out: a copy of the cookie kept elsewhere opens nothing.
+        current.sign_out()
         return current
     if session.who is Who.DEVELOPER:
         try:
