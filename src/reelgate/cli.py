@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import typer
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from reelgate import heap, logs
+from reelgate import logs
 from reelgate.api import exports, resources, schemas
 from reelgate.config import Settings
 from reelgate.domain.listing import MAX_UNIX_S
@@ -192,7 +192,6 @@ def serve(
         log_level="info",
         **server_options(settings),
     )
-    heap.settle()
     GatewayServer(config, settings.shutdown_drain_s).run()
 
 
@@ -258,7 +257,6 @@ def engine_command(
             loop.add_signal_handler(signum, stop.set)
         await run_engine(settings, stop, once=once, metrics_port=metrics_port)
 
-    heap.settle()
     _run(main)
 
 

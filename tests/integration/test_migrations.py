@@ -431,3 +431,42 @@ async def test_the_consoles_tables_are_added_and_dropped_again_keeping_every_row
     finally:
         await engine.dispose()
     assert events == 0
+
+
+# 0015: a task's row takes its upstream id in place
+
+
+async def _tasks_storage(url: str) -> tuple[bool, list[str]]:
+    """Whether tasks has an index on upstream_task_id, and its storage options (PostgreSQL)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            indexes = await conn.run_sync(lambda c: sa.inspect(c).get_indexes("tasks"))
+            options: list[str] = []
+            if engine.dialect.name == "postgresql":
+                found = await conn.scalar(
+                    sa.text("SELECT reloptions FROM pg_class WHERE relname = 'tasks'")
+                )
+                options = list(found or [])
+    finally:
+        await engine.dispose()
+    indexed = any(index["column_names"] == ["upstream_task_id"] for index in indexes)
+    return indexed, options
+
+
+async def test_tasks_lose_the_upstream_id_index_and_keep_room_for_updates_in_place(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0014")
+    await _execute(empty_database_url, *ROWS_AT_0004)
+    at_0014 = await _snapshot(empty_database_url)
+    assert await _tasks_storage(empty_database_url) == (True, [])
+    await upgrade_async(empty_database_url)
+    postgres = empty_database_url.startswith("postgresql")
+    assert await _tasks_storage(empty_database_url) == (
+        False,
+        ["fillfactor=85"] if postgres else [],
+    )
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0014")
+    assert await _tasks_storage(empty_database_url) == (True, [])
+    assert await _snapshot(empty_database_url) == at_0014
