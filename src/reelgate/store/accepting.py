@@ -5,10 +5,11 @@ thread hop on SQLite. The SQL is written out here, per database, and built only 
 constants below, never from input: values always travel as parameters.
 
 The first write (the task and its reservation) is durable before the upstream is asked. The
-second (the upstream's id) is grouped with those of other creates on PostgreSQL and does not
-wait for the disk (see :class:`.lanes.PostgresLane`): should the database server lose it, the
-task is one whose create went unanswered, which its callback finds again or which ends with
-its money released (see ``domain.lifecycle``), and nothing is ever sent twice.
+second (the upstream's id) is grouped with those of other creates, the create's answer does not
+wait for it, and on PostgreSQL it does not wait for the disk (see :class:`.lanes.PostgresLane`):
+should a crash lose it, the task is one whose create went unanswered, which its callback finds
+again or which ends with its money released (see ``domain.lifecycle``), and nothing is ever
+sent twice.
 """
 
 from __future__ import annotations
