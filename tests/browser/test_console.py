@@ -9,19 +9,12 @@ import asyncio
 import re
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import (
-    Browser,
-    ConsoleMessage,
-    Page,
-    Response,
-    Route,
-    expect,
-)
+from playwright.async_api import Browser, Page, expect
 
+from tests.browser.conftest import Offline as PageOffline
 from tests.conftest import ADMIN_TOKEN, GatewayFactory, RunningGateway, SandboxFactory
 from tests.integration.engine_helpers import TEXT, create, until_final
 from tests.integration.test_channels import ark, kie
@@ -35,48 +28,8 @@ COOKIE: Final = "reelgate_console"
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-class Offline:
-    """A fresh browser context (its own cookies) whose page may reach only the gateway; what
-    else it asked for, and every error it logged (a refused script or a Content-Security-Policy
-    violation shows there)."""
-
-    def __init__(self, browser: Browser, gateway: RunningGateway) -> None:
-        self.browser = browser
-        self.origin = urlsplit(gateway.base_url).netloc
-        self.base = gateway.base_url
-        self.outside: list[str] = []
-        self.errors: list[str] = []
-
-    async def __aenter__(self) -> Page:
-        self.context = await self.browser.new_context(viewport={"width": 1280, "height": 900})
-        page = await self.context.new_page()
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("response", self._response)
-        await page.route("**/*", self._route)
-        self.page = page
-        return page
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.context.close()
-
-    async def _route(self, route: Route) -> None:
-        url = route.request.url
-        if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc != self.origin:
-            self.outside.append(url)
-            await route.abort()
-        else:
-            await route.continue_()
-
-    def _console(self, message: ConsoleMessage) -> None:
-        # A page answered with the status the test expects (a 401 at sign-in) is logged as a
-        # failed resource; a script, style or request that failed is caught by _response.
-        if message.type == "error" and "status of" not in message.text:
-            self.errors.append(message.text)
-
-    def _response(self, response: Response) -> None:
-        if response.status >= 400 and response.request.resource_type != "document":
-            self.errors.append(f"{response.status} for {response.url}")
+class Offline(PageOffline):
+    """The gateway's page, offline, with the console's own steps."""
 
     async def sign_in(self, secret: str) -> None:
         await self.page.goto(f"{self.base}/console")

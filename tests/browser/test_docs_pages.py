@@ -3,59 +3,27 @@ the machine refused: the pages must render from what the gateway serves itself."
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, Route
+from playwright.async_api import Browser
 
+from tests.browser.conftest import Offline
 from tests.conftest import RunningGateway
 
 # The pages need no database of their own kind: one is enough.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-class Offline:
-    """A page that may reach only the gateway; what else it asked for, and what it logged as
-    an error (a refused script or a Content-Security-Policy violation shows there)."""
-
-    def __init__(self, page: Page, gateway: RunningGateway) -> None:
-        self.page = page
-        self.origin = urlsplit(gateway.base_url).netloc
-        self.outside: list[str] = []
-        self.errors: list[str] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    async def __aenter__(self) -> Offline:
-        await self.page.route("**/*", self._route)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.page.close()
-
-    async def _route(self, route: Route) -> None:
-        url = route.request.url
-        if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc != self.origin:
-            self.outside.append(url)
-            await route.abort()
-        else:
-            await route.continue_()
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.errors.append(message.text)
-
-
 async def test_swagger_ui_renders_every_operation_from_the_gateways_own_assets(
     gateway: RunningGateway, browser: Browser
 ) -> None:
-    async with Offline(await browser.new_page(), gateway) as offline:
-        response = await offline.page.goto(f"{gateway.base_url}/docs")
+    offline = Offline(browser, gateway)
+    async with offline as page:
+        response = await page.goto(f"{gateway.base_url}/docs")
         assert response is not None
         assert response.status == 200
-        create = offline.page.locator(".opblock-summary-path[data-path='/v1/videos/generations']")
+        create = page.locator(".opblock-summary-path[data-path='/v1/videos/generations']")
         await create.first.wait_for(timeout=15_000)
-        paths = await offline.page.locator(".opblock-summary-path").all_inner_texts()
+        paths = await page.locator(".opblock-summary-path").all_inner_texts()
     assert "/v1/tasks/{task_id}" in {path.strip() for path in paths}
     assert offline.outside == []
     assert offline.errors == []
@@ -64,14 +32,15 @@ async def test_swagger_ui_renders_every_operation_from_the_gateways_own_assets(
 async def test_redoc_renders_the_reference_from_the_gateways_own_assets(
     gateway: RunningGateway, browser: Browser
 ) -> None:
-    async with Offline(await browser.new_page(), gateway) as offline:
-        response = await offline.page.goto(f"{gateway.base_url}/redoc")
+    offline = Offline(browser, gateway)
+    async with offline as page:
+        response = await page.goto(f"{gateway.base_url}/redoc")
         assert response is not None
         assert response.status == 200
-        title = offline.page.locator(".api-info h1")
+        title = page.locator(".api-info h1")
         await title.wait_for(timeout=15_000)
         heading = await title.inner_text()
-        operations = await offline.page.locator("[data-section-id^='operation/']").count()
+        operations = await page.locator("[data-section-id^='operation/']").count()
     assert heading.startswith("reelgate")
     assert operations >= 10
     assert offline.outside == []
