@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import aiohttp
 import orjson
 
 from reelgate.domain.catalogue import MODELS
@@ -23,8 +22,8 @@ from reelgate.domain.numbers import plain_int
 from reelgate.domain.request import VideoGenerationRequest
 from reelgate.domain.task import TaskState
 from reelgate.domain.upstream import UpstreamStatus
-from reelgate.errors import InvalidRequest, Unauthorized, UpstreamError, UpstreamOutcomeUnknown
-from reelgate.upstream.session import UpstreamSession
+from reelgate.errors import InvalidRequest, Unauthorized, UpstreamError
+from reelgate.upstream.session import UpstreamSession, no_task_id, unreadable
 
 CHANNEL: Final = "kie"
 CREATE_PATH: Final = "/api/v1/jobs/createTask"
@@ -103,18 +102,6 @@ def meaning_of(code: int) -> _Meaning:
 def _error(meaning: _Meaning) -> UpstreamError:
     return UpstreamError(
         meaning.message, fault=meaning.fault, code=meaning.code, retryable=meaning.retryable
-    )
-
-
-def _unreachable() -> UpstreamError:
-    return UpstreamError(
-        "the video provider could not be reached", code="upstream_unreachable", retryable=True
-    )
-
-
-def _unreadable() -> UpstreamError:
-    return UpstreamError(
-        "the video provider sent an unreadable answer", code="upstream_bad_answer", retryable=True
     )
 
 
@@ -217,35 +204,16 @@ class KieProvider:
 
     async def submit(self, request: VideoGenerationRequest, callback_url: str | None) -> str:
         body = orjson.dumps(create_body(request, callback_url, self.models))
-        try:
-            async with self._http.client().post(
-                self.base_url + CREATE_PATH,
-                data=body,
-                headers={"content-type": "application/json"},
-            ) as response:
-                status, payload = response.status, await response.read()
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            # Nothing reached KIE: nothing was created.
-            raise _unreachable() from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            # The request may have arrived and the task may exist: never send it again blindly.
-            raise UpstreamOutcomeUnknown(
-                "the video provider did not answer in time; the task may still have been created",
-                code="upstream_outcome_unknown",
-            ) from exc
-        data = _data(status, payload)
+        data = _data(*await self._http.create(self.base_url + CREATE_PATH, body))
         task_id = data.get("taskId") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id:
-            raise UpstreamOutcomeUnknown(
-                "the video provider accepted the task without saying its id",
-                code="upstream_outcome_unknown",
-            )
+            raise no_task_id()
         return task_id
 
     async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
         data = await self._get(RECORD_PATH, {"taskId": upstream_task_id})
         if not isinstance(data, dict):
-            raise _unreadable()
+            raise unreadable()
         return parse_record(data)
 
     async def find_created(self, task_id: str) -> UpstreamStatus | None:
@@ -256,7 +224,7 @@ class KieProvider:
         """The operator's remaining KIE credits."""
         data = await self._get(CREDIT_PATH)
         if not isinstance(data, int | float) or isinstance(data, bool):
-            raise _unreadable()
+            raise unreadable()
         return float(data)
 
     async def probe(self) -> None:
@@ -264,13 +232,7 @@ class KieProvider:
         await self.credits()
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> object:
-        """A read: safe to repeat, so any transport failure is simply retryable."""
-        try:
-            async with self._http.client().get(self.base_url + path, params=params) as response:
-                status, payload = response.status, await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _unreachable() from exc
-        return _data(status, payload)
+        return _data(*await self._http.read(self.base_url + path, params))
 
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         try:
@@ -317,6 +279,6 @@ def _data(status: int, payload: bytes) -> object:
     if status != 200:
         raise _error(meaning_of(status))
     if code != 200:
-        raise _unreadable()
+        raise unreadable()
     assert isinstance(envelope, dict)
     return envelope.get("data")

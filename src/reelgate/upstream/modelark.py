@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-import aiohttp
 import orjson
 
 from reelgate.domain.request import VideoGenerationRequest
 from reelgate.domain.task import TaskState
 from reelgate.domain.upstream import UpstreamStatus
-from reelgate.errors import InvalidRequest, UpstreamError, UpstreamOutcomeUnknown
-from reelgate.upstream.session import UpstreamSession
+from reelgate.errors import InvalidRequest, UpstreamError
+from reelgate.upstream.session import UpstreamSession, no_task_id, unreadable
 
 TASKS_PATH: Final = "/contents/generations/tasks"
 LOOKUP_PAGE_SIZE: Final = 100
@@ -38,18 +37,6 @@ _STATES: Final = {
 
 def _error(fault: str, code: str, message: str, retryable: bool = False) -> UpstreamError:
     return UpstreamError(message, fault=fault, code=code, retryable=retryable)
-
-
-def _unreachable() -> UpstreamError:
-    return _error(
-        "upstream", "upstream_unreachable", "the video provider could not be reached", True
-    )
-
-
-def _unreadable() -> UpstreamError:
-    return _error(
-        "upstream", "upstream_bad_answer", "the video provider sent an unreadable answer", True
-    )
 
 
 def error_for(status: int, code: str) -> UpstreamError:
@@ -200,33 +187,16 @@ class ModelArkProvider:
 
     async def submit(self, request: VideoGenerationRequest, callback_url: str | None) -> str:
         body = orjson.dumps(create_body(request, callback_url, self.models))
-        try:
-            async with self._http.client().post(
-                self.base_url + TASKS_PATH,
-                data=body,
-                headers={"content-type": "application/json"},
-            ) as response:
-                status, payload = response.status, await response.read()
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise _unreachable() from exc  # nothing reached the provider
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise UpstreamOutcomeUnknown(
-                "the video provider did not answer in time; the task may still have been created",
-                code="upstream_outcome_unknown",
-            ) from exc
-        data = _answer(status, payload)
+        data = _answer(*await self._http.create(self.base_url + TASKS_PATH, body))
         task_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id:
-            raise UpstreamOutcomeUnknown(
-                "the video provider accepted the task without saying its id",
-                code="upstream_outcome_unknown",
-            )
+            raise no_task_id()
         return task_id
 
     async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:
         data = await self._get(f"{TASKS_PATH}/{upstream_task_id}")
         if not isinstance(data, dict):
-            raise _unreadable()
+            raise unreadable()
         return parse_task(data)
 
     async def find_created(self, task_id: str) -> UpstreamStatus | None:
@@ -247,12 +217,7 @@ class ModelArkProvider:
         await self._get(TASKS_PATH, {"page_num": "1", "page_size": "1"})
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> object:
-        try:
-            async with self._http.client().get(self.base_url + path, params=params) as response:
-                status, payload = response.status, await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _unreachable() from exc
-        return _answer(status, payload)
+        return _answer(*await self._http.read(self.base_url + path, params))
 
     def read_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         """ModelArk's callbacks are not signed: only the task id is read, and the task is read
@@ -278,7 +243,7 @@ def _answer(status: int, payload: bytes) -> object:
         decoded = None
     if 200 <= status < 300:
         if decoded is None:
-            raise _unreadable()
+            raise unreadable()
         return decoded
     error = decoded.get("error") if isinstance(decoded, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
