@@ -186,9 +186,9 @@ class Process:
                 stderr=log,
             )
         if self.probe is not None:
-            await self._until_up()
+            await self._until_up(self.probe)
 
-    async def _until_up(self, seconds: float = 60) -> None:
+    async def _until_up(self, probe_url: str, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
         async with httpx.AsyncClient(timeout=1) as probe:
             while time.monotonic() < deadline:
@@ -196,7 +196,7 @@ class Process:
                 if self.proc.returncode is not None:
                     raise RuntimeError(f"{self.name} exited:\n{self.log.read_text()[-3000:]}")
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await probe.get(self.probe)).status_code < 500:
+                    if (await probe.get(probe_url)).status_code < 500:
                         return
                 await asyncio.sleep(0.05)
         raise RuntimeError(f"{self.name} did not come up within {seconds} s")
@@ -549,7 +549,8 @@ class Report:
 def task_id_named(callback_url: str | None) -> str | None:
     if not callback_url:
         return None
-    return (parse_qs(urlsplit(callback_url).query).get("task_id") or [None])[0]
+    named = parse_qs(urlsplit(callback_url).query).get("task_id")
+    return named[0] if named else None
 
 
 async def check(
@@ -613,11 +614,11 @@ async def check(
         stats = (await kie.get("/sandbox/stats")).json()
     named = Counter(task_id_named(item["callBackUrl"]) for item in made)
     upstream_names = {item["taskId"]: task_id_named(item["callBackUrl"]) for item in made}
-    for task_id, count in named.items():
-        if task_id is None:
+    for named_id, count in named.items():
+        if named_id is None:
             report.violate("upstream create unchecked", f"{count} created without a callback link")
         elif count > 1:
-            report.violate("created upstream twice", f"{task_id}: {count} upstream tasks")
+            report.violate("created upstream twice", f"{named_id}: {count} upstream tasks")
     for task in tasks:
         bound = task["upstream_task_id"]
         if bound is not None and upstream_names.get(bound) != task["id"]:

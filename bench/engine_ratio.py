@@ -375,7 +375,8 @@ async def make_all_due(db: Database) -> None:
 async def checks_done(db: Database) -> int:
     """Checks the engine finished (each reschedule counts one), as the database saw them."""
     async with db.read() as conn:
-        return int(await conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(tasks.c.polls), 0))))
+        done = await conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(tasks.c.polls), 0)))
+        return int(done or 0)
 
 
 async def sandbox_stats(base: str) -> dict[str, Any]:
@@ -512,6 +513,7 @@ class TimedProvider:
         self.sent: list[tuple[float, str]] = []
         self.submit = inner.submit
         self.read_callback = inner.read_callback
+        self.find_created = inner.find_created
         self.probe = inner.probe
 
     async def fetch_status(self, upstream_task_id: str) -> UpstreamStatus:

@@ -149,7 +149,7 @@ def fuzz_one(
         print_blob=True,
     )
     @given(case=strategy)
-    def check(case: Case) -> None:
+    def check(case: Case[Any]) -> None:
         _as_the_contract_reads(case)
         response = case.call(base_url=base, headers=headers, timeout=30)
         outcome.examples += 1

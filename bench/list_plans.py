@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy import event
 from ulid import ULID
@@ -141,13 +141,13 @@ async def seed(db: Database, count: int, account_count: int) -> dict[str, Any]:
         async with db.pool.connect() as conn:
             await conn.execute(sa.text("COMMIT"))
             await conn.execute(sa.text("ANALYZE"))
-    by_id = sorted(row["id"] for row in task_rows if row["account_id"] == account_ids[0])
+    by_id = sorted(str(row["id"]) for row in task_rows if row["account_id"] == account_ids[0])
     return {
         "now": now,
         "big": account_ids[0],
         "small": account_ids[5],
         "small_middle_task": sorted(
-            r["id"] for r in task_rows if r["account_id"] == account_ids[5]
+            str(r["id"]) for r in task_rows if r["account_id"] == account_ids[5]
         )[len([r for r in task_rows if r["account_id"] == account_ids[5]]) // 2],
         "big_key": key_ids[account_ids[0]][3],
         "small_key": key_ids[account_ids[5]][0],

@@ -70,7 +70,7 @@ def _api_key(base_url: str) -> str:
         return key
 
 
-def _as_the_contract_reads(case: Case) -> None:
+def _as_the_contract_reads(case: Case[Any]) -> None:
     """What the document cannot state, made to hold in generated requests."""
     if case.headers and "Idempotency-Key" in case.headers:
         # A key sent again with another body is refused (422) by design: each generated
@@ -98,7 +98,7 @@ def _run(operation: Any, headers: dict[str, str], base_url: str) -> None:
         suppress_health_check=list(HealthCheck),
     )
     @given(case=strategy)
-    def check(case: Case) -> None:
+    def check(case: Case[Any]) -> None:
         _as_the_contract_reads(case)
         response = case.call(base_url=base_url, headers=headers, timeout=30)
         case.validate_response(response, checks=CHECKS, headers=headers)
