@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -14,7 +15,7 @@ import typer
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from reelgate import logs
-from reelgate.api import exports, resources, schemas
+from reelgate.api import resources, schemas
 from reelgate.config import Settings
 from reelgate.domain.listing import MAX_UNIX_S
 from reelgate.domain.money import micro_to_usd
@@ -24,7 +25,6 @@ from reelgate.errors import ReelgateError
 from reelgate.services.accounts import AccountService
 from reelgate.services.admin_token import ensure_admin_token, rotate_admin_token
 from reelgate.services.database import open_database, start_over_with_key
-from reelgate.services.doctor import Status, diagnose
 from reelgate.services.secret_key import ensure_secret_key, key_source, load_secret_key
 from reelgate.services.usage import UsageService
 from reelgate.store.database import Database
@@ -264,6 +264,8 @@ def engine_command(
 def doctor(as_json: JsonFlag = False) -> None:
     """Check this deployment's configuration end to end, changing nothing and spending nothing:
     exit 1 naming what is wrong and how to fix it."""
+    from reelgate.services.doctor import Status, diagnose
+
     settings = _settings()
     findings = asyncio.run(diagnose(settings))
     failed = [f for f in findings if f.status is Status.FAIL]
@@ -488,6 +490,69 @@ def audit(as_json: JsonFlag = False) -> None:
 
 
 @app.command()
+def task(
+    task_id: Annotated[str, typer.Argument(help="The task's id, of any account.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """A task of any account, as GET /admin/tasks/{task_id} shows it: its state, the states it
+    went through and for how long, its webhook's delivery attempts and its ledger entries."""
+    from reelgate.services.history import TaskHistory
+    from reelgate.services.signing import media_signing_key
+
+    settings = _settings()
+
+    async def work(db: Database) -> schemas.AdminTaskDetail:
+        record, history = await TaskHistory(db).task(task_id)
+        view = resources.TaskView.of(settings, await media_signing_key(db, settings))
+        return resources.admin_task_detail(view, record, history, int(time.time()))
+
+    detail = _run(work)
+    if as_json:
+        _print_json(detail)
+    else:
+        _print_task(detail)
+
+
+def _print_task(detail: schemas.AdminTaskDetail) -> None:
+    billing = detail.billing
+    typer.echo(f"{detail.task_id}  {detail.model}  {detail.state}  {detail.progress} %")
+    typer.echo(f"account {detail.account_id}  key {detail.key_id}")
+    typer.echo(
+        f"billing {billing.status}  reserved {micro_to_usd(billing.reserve_amount_micro_usdc)} "
+        f"USD  charged {micro_to_usd(billing.actual_amount_micro_usdc)} USD"
+    )
+    if detail.error:
+        typer.echo(f"error {detail.error.get('code')}: {detail.error.get('message')}")
+    typer.echo("\nSTATE        ENTERED (UTC)             FOR       DETAIL")
+    for step in detail.timeline:
+        stayed = "-" if step.duration_ms is None else f"{step.duration_ms / 1000:.1f} s"
+        mark = " (now)" if step.current else ""
+        typer.echo(
+            f"{step.state:<12} {_utc_ms(step.entered_at_ms):<25} {stayed:>8}  "
+            f"{step.detail or ''}{mark}"
+        )
+    if detail.webhook_attempts:
+        typer.echo("\nATTEMPT  SENT (UTC)                    TOOK  ANSWER")
+        for attempt in detail.webhook_attempts:
+            answer = f"HTTP {attempt.response_code}" if attempt.response_code else ""
+            answer = "; ".join(part for part in (answer, attempt.error) if part)
+            typer.echo(
+                f"{attempt.attempt:>7}  {_utc_ms(attempt.at_ms):<25} "
+                f"{attempt.duration_ms:>6} ms  {answer}"
+            )
+    typer.echo("\nLEDGER   USD           AT (UTC)")
+    for entry in detail.ledger:
+        typer.echo(
+            f"{entry.kind:<8} {micro_to_usd(entry.amount_micro_usdc):>12}  "
+            f"{_utc_ms(entry.created_at * 1000)}"
+        )
+
+
+def _utc_ms(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}"
+
+
+@app.command()
 def channels(as_json: JsonFlag = False) -> None:
     """The upstream channels with their live health (circuit, in flight, error rate, last
     error), as every process of this deployment sees it."""
@@ -585,6 +650,8 @@ def usage(
     if as_json:
         _print_json(resources.usage_out(report))
     elif as_csv:
+        from reelgate.api import exports
+
         pending, write = exports.writer()
         write([exports.usage_header(report), *exports.usage_rows(report)])
         typer.echo(pending.take().decode(), nl=False)

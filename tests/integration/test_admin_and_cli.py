@@ -37,6 +37,7 @@ ACCOUNT_KEYS: Final = {
     "keys",
 }
 UNKNOWN_KEY_ID: Final = new_id("key")  # well formed, so it is looked up, and never issued
+UNKNOWN_TASK_ID: Final = new_id("task")
 KEY_KEYS: Final = {
     "id",
     "account_id",
@@ -96,6 +97,7 @@ ADMIN_ROUTES: Final = [
     ("POST", "/admin/accounts/victim/keys", None),
     ("POST", "/admin/keys/{key_id}/revoke", None),
     ("GET", "/admin/audit", None),
+    ("GET", f"/admin/tasks/{UNKNOWN_TASK_ID}", None),
 ]
 
 
@@ -309,8 +311,22 @@ async def test_admin_credit_keeps_reservations_and_raises_the_available_balance(
         ("POST", "/admin/accounts/nobody/keys", None),
         ("POST", f"/admin/keys/{UNKNOWN_KEY_ID}/revoke", None),
         ("POST", "/admin/keys/not-a-key-id/revoke", None),
+        ("GET", f"/admin/tasks/{UNKNOWN_TASK_ID}", None),
+        ("GET", "/admin/tasks/not-a-task-id", None),
+        ("GET", "/admin/tasks/task_' OR '1'='1", None),
+        ("GET", f"/admin/tasks/task_{'A' * 5000}", None),
     ],
-    ids=["show", "credit", "create-key", "revoke-key", "revoke-malformed-key-id"],
+    ids=[
+        "show",
+        "credit",
+        "create-key",
+        "revoke-key",
+        "revoke-malformed-key-id",
+        "task",
+        "malformed-task-id",
+        "task-id-as-sql",
+        "task-id-of-5000-characters",
+    ],
 )
 async def test_admin_unknown_account_or_key_is_404(
     gateway: RunningGateway, database_url: str, method: str, path: str, body: object
@@ -318,6 +334,7 @@ async def test_admin_unknown_account_or_key_is_404(
     async with gateway.admin() as admin:
         answer = await admin.request(method, path, json=body)
     assert_error(answer, 404, "not_found")
+    assert len(answer.json()["message"]) < 200  # an id of any length is quoted cut short
     assert await sql(database_url, "SELECT * FROM accounts") == []
 
 
@@ -648,6 +665,9 @@ async def test_cli_audit_passes_on_consistent_books(
         (("keys", "create", "nobody", "--json"), ("nobody",)),
         (("keys", "revoke", UNKNOWN_KEY_ID), (UNKNOWN_KEY_ID,)),
         (("keys", "revoke", "not-a-key-id"), ("not-a-key-id",)),
+        (("task", UNKNOWN_TASK_ID), (UNKNOWN_TASK_ID,)),
+        (("task", UNKNOWN_TASK_ID, "--json"), (UNKNOWN_TASK_ID,)),
+        (("task", "not-a-task-id"), ("not-a-task-id",)),
     ],
     ids=[
         "show",
@@ -657,9 +677,12 @@ async def test_cli_audit_passes_on_consistent_books(
         "create-key-json",
         "revoke-key",
         "revoke-malformed-key-id",
+        "task",
+        "task-json",
+        "malformed-task-id",
     ],
 )
-async def test_cli_unknown_account_or_key_exits_1_with_a_message(
+async def test_cli_unknown_account_or_key_or_task_exits_1_with_a_message(
     database_url: str, args: tuple[str, ...], words: tuple[str, ...]
 ) -> None:
     result = await run_cli(database_url, *args)

@@ -9,10 +9,12 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -43,6 +45,7 @@ from tests.conftest import (
     free_port,
     open_database,
 )
+from tests.integration.cli_runner import run_cli
 from tests.integration.engine_helpers import (
     FAST_ENGINE,
     SANDBOX_ON_LOOPBACK,
@@ -151,6 +154,12 @@ async def test_a_task_ends_once_with_its_error_code_recorded_whoever_ends_it(
 # Timelines: a task driven through the sandbox
 
 
+def _console_ledger(page: str) -> list[str]:
+    """The kinds of the task's ledger entries, as its page lists them."""
+    table = page.split("<caption>Ledger entries</caption>", 1)[1].split("</table>", 1)[0]
+    return re.findall(r"<td>(reserve|commit|release)</td>", table)
+
+
 def _console_states(page: str) -> list[str]:
     timeline = page.split('aria-label="States"', 1)[1].split("</ol>", 1)[0]
     return re.findall(r'data-state="([a-z]+)"', timeline)
@@ -183,7 +192,7 @@ def slow_stages(monkeypatch: pytest.MonkeyPatch, quick_sandbox: Path) -> None:
 
 
 @pytest.mark.usefixtures("slow_stages")
-async def test_a_task_records_each_state_it_went_through_in_order_and_the_console_shows_them(
+async def test_a_task_records_each_state_it_went_through_and_the_console_admin_api_and_cli_show_it(
     start_gateway: GatewayFactory, database_url: str
 ) -> None:
     gateway = start_gateway(**FAST_ENGINE)
@@ -206,7 +215,46 @@ async def test_a_task_records_each_state_it_went_through_in_order_and_the_consol
     async with _console(gateway, key) as console:
         page = (await console.get(f"/console/tasks/{task_id}")).text
     assert _console_states(page) == ["waiting", "queuing", "generating", "success"]
+    assert _console_ledger(page) == ["reserve", "commit"]
+    detail = await _admin_detail(gateway, task_id)
+    steps = detail["timeline"]
+    assert [step["state"] for step in steps] == ["waiting", "queuing", "generating", "success"]
+    assert [step["current"] for step in steps] == [False, False, False, True]
+    assert [step["entered_at_ms"] for step in steps] == sorted(s["entered_at_ms"] for s in steps)
+    # Each state lasted until the next began; the last one ended the task.
+    assert [step["duration_ms"] for step in steps[:-1]] == [
+        later["entered_at_ms"] - step["entered_at_ms"] for step, later in pairwise(steps)
+    ]
+    assert steps[-1]["duration_ms"] is None
+    billing = detail["billing"]
+    assert [(e["kind"], e["amount_micro_usdc"], e["task_id"]) for e in detail["ledger"]] == [
+        ("reserve", billing["reserve_amount_micro_usdc"], task_id),
+        ("commit", billing["actual_amount_micro_usdc"], task_id),
+    ]
+    assert detail["webhook_attempts"] == []
+    assert {key: detail[key] for key in public} == public  # the task as its owner sees it
+    shown = await run_cli(database_url, "task", task_id, "--json")
+    assert shown.code == 0, shown
+    as_json = orjson.loads(shown.stdout)
+    for part in ("timeline", "ledger", "billing", "state", "account_id", "key_id"):
+        assert as_json[part] == detail[part], part
+    text = await run_cli(database_url, "task", task_id)
+    assert text.code == 0, text
+    lines = text.stdout.splitlines()
+    assert lines[0].split() == [task_id, public["model"], "success", "100", "%"]
+    assert [line.split()[0] for line in lines if line.split()[:1] in (["reserve"], ["commit"])] == [
+        "reserve",
+        "commit",
+    ]
     await audit_passes(gateway)
+
+
+async def _admin_detail(gateway: RunningGateway, task_id: str) -> dict[str, Any]:
+    async with gateway.admin() as admin:
+        answer = await admin.get(f"/admin/tasks/{task_id}")
+    assert answer.status_code == 200, answer.text
+    detail: dict[str, Any] = answer.json()
+    return detail
 
 
 async def test_a_failed_generation_records_its_failure_with_its_code(
@@ -234,6 +282,17 @@ async def test_a_failed_generation_records_its_failure_with_its_code(
         page = (await console.get(f"/console/tasks/{task_id}")).text
     assert _console_states(page)[-1] == "fail"
     assert "<code>generation_failed</code>" in page
+    assert _console_ledger(page) == ["reserve", "release"]
+    detail = await _admin_detail(gateway, task_id)
+    assert (detail["timeline"][-1]["state"], detail["timeline"][-1]["detail"]) == (
+        "fail",
+        "generation_failed",
+    )
+    reserved = detail["billing"]["reserve_amount_micro_usdc"]
+    assert [(e["kind"], e["amount_micro_usdc"]) for e in detail["ledger"]] == [
+        ("reserve", reserved),
+        ("release", reserved),
+    ]
 
 
 async def test_with_callbacks_and_polls_both_reporting_each_change_is_recorded_once(
@@ -280,7 +339,7 @@ def flaky_receiver(statuses: list[int]) -> Iterator[str]:
 
 
 @pytest.mark.usefixtures("quick_sandbox")
-async def test_each_delivery_attempt_is_recorded_and_listed_on_the_task_page(
+async def test_each_delivery_attempt_is_recorded_and_listed_on_the_task_page_and_by_the_admin_api(
     start_gateway: GatewayFactory, database_url: str
 ) -> None:
     gateway = start_gateway(
@@ -318,6 +377,11 @@ async def test_each_delivery_attempt_is_recorded_and_listed_on_the_task_page(
     section = page.split("<caption>Delivery attempts</caption>", 1)[1].split("</table>", 1)[0]
     assert re.findall(r"HTTP (\d{3})", section) == ["500", "503", "200"]
     assert RECEIVER_BODY not in page
+    detail = await _admin_detail(gateway, task_id)
+    assert [(a["attempt"], a["response_code"], a["error"]) for a in detail["webhook_attempts"]] == [
+        (a.attempt, a.response_code, a.error) for a in attempts
+    ]
+    assert RECEIVER_BODY not in str(detail)
 
 
 async def _finished_with_webhook(db: Database) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Security
@@ -131,6 +132,18 @@ async def list_tasks(api: Admin, request: Request) -> Response:
     values = query.read(request, query.ADMIN_TASK_FILTERS)
     where = task_filter(values, await _account_id(api, values))
     return await tasks_answer(api, request, values, where, True)
+
+
+@router.get(
+    "/tasks/{task_id}",
+    response_model=schemas.AdminTaskDetail,
+    responses={503: ERROR_RESPONSES[503]},
+    summary="A task of any account, with its timeline, webhook attempts and ledger entries",
+)
+async def get_task(api: Admin, task_id: str) -> Response:
+    record, history = await api.services.history.task(task_id)
+    detail = resources.admin_task_detail(api.bodies.view, record, history, int(time.time()))
+    return json_response(detail)
 
 
 @router.get(

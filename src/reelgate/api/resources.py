@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
 from reelgate.api import schemas
@@ -24,8 +24,13 @@ from reelgate.domain.request import SCHEMA as REQUEST_SCHEMA
 from reelgate.domain.task import BillingStatus, TaskRecord
 from reelgate.domain.usage import FIGURES, LedgerEntry, UsageFigures, UsageReport
 from reelgate.domain.webhooks import DeliveryStatus
-from reelgate.services.accounts import AccountView, IssuedKey
-from reelgate.services.channels import ChannelStatus
+
+if TYPE_CHECKING:
+    # Only named in signatures: the CLI renders with this module, and needs none of these
+    # services' imports (the upstream clients among them) to print an account.
+    from reelgate.services.accounts import AccountView, IssuedKey
+    from reelgate.services.channels import ChannelStatus
+    from reelgate.services.history import History
 
 _ETA_KEY: Final = b'"eta_hint_seconds":'
 
@@ -355,6 +360,37 @@ def admin_task(view: TaskView, record: TaskRecord, now_s: int) -> schemas.AdminT
     resource = view.resource(record, now_s)[0]
     return schemas.AdminTask(
         **resource.model_dump(), account_id=record.account_id, key_id=record.key_id
+    )
+
+
+def admin_task_detail(
+    view: TaskView, record: TaskRecord, history: History, now_s: int
+) -> schemas.AdminTaskDetail:
+    return schemas.AdminTaskDetail(
+        **admin_task(view, record, now_s).model_dump(),
+        timeline=[
+            schemas.TimelineStep(
+                state=step.state,
+                entered_at_ms=step.entered_at_ms,
+                progress=step.progress,
+                detail=step.detail,
+                duration_ms=step.duration_ms,
+                current=step.current,
+                recorded=step.recorded,
+            )
+            for step in history.steps
+        ],
+        webhook_attempts=[
+            schemas.WebhookAttempt(
+                attempt=attempt.attempt,
+                at_ms=attempt.at_ms,
+                duration_ms=attempt.duration_ms,
+                response_code=attempt.response_code,
+                error=attempt.error,
+            )
+            for attempt in history.attempts
+        ],
+        ledger=[ledger_entry(entry) for entry in history.ledger],
     )
 
 

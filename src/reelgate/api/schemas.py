@@ -431,6 +431,45 @@ class AdminTask(TaskResource):
     key_id: str = Field(description="The API key that created the task.")
 
 
+class TimelineStep(_Out):
+    """One state the task was in, oldest first."""
+
+    state: TaskState
+    entered_at_ms: int = Field(description="Unix milliseconds.")
+    progress: int = Field(ge=0, le=100, description="The progress when it entered the state.")
+    detail: str | None = Field(description="What the state's change said (an error's code).")
+    duration_ms: int | None = Field(
+        description="How long it stayed: until the next state, or until now for the state it "
+        "is in; null for the state it ended in."
+    )
+    current: bool = Field(description="Whether the task is in this state now.")
+    recorded: bool = Field(
+        description="False for a state read from the task itself: it changed before reelgate "
+        "kept its changes, and the states between are not known."
+    )
+
+
+class WebhookAttempt(_Out):
+    attempt: int = Field(ge=1, description="1 for the first.")
+    at_ms: int = Field(description="Unix milliseconds, when it was sent.")
+    duration_ms: int
+    response_code: int | None = Field(description="null when no answer came.")
+    error: str | None
+
+
+class AdminTaskDetail(AdminTask):
+    """A task of any account, with what only the operator sees of it."""
+
+    timeline: list[TimelineStep]
+    webhook_attempts: list[WebhookAttempt] = Field(
+        description="Every attempt to deliver the task's webhook, oldest first."
+    )
+    ledger: list[LedgerEntryOut] = Field(
+        description="Oldest first: the reservation, then what settled it (a commit, a "
+        "release, or both after a failover to a cheaper channel)."
+    )
+
+
 class AdminTaskList(_Out):
     """Tasks of every account (or those the filters name), newest first."""
 

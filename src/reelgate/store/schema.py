@@ -54,6 +54,7 @@ UNFINISHED_SQL = _one_of("state", UNFINISHED_STATES)
 SUCCEEDED_SQL = f"state = '{TaskState.SUCCESS.value}'"
 SETTLED_SQL = _one_of("kind", (LedgerKind.COMMIT, LedgerKind.RELEASE))
 """A task's settlement: spelled as the partial indexes are, so that queries can use them."""
+RESERVE_SQL = f"kind = '{LedgerKind.RESERVE.value}'"
 COMMIT_SQL = f"kind = '{LedgerKind.COMMIT.value}'"
 RELEASE_SQL = f"kind = '{LedgerKind.RELEASE.value}'"
 
@@ -208,8 +209,8 @@ ledger = sa.Table(
         "uq_ledger_task_reserve",
         "task_id",
         unique=True,
-        sqlite_where=sa.text("kind = 'reserve'"),
-        postgresql_where=sa.text("kind = 'reserve'"),
+        sqlite_where=sa.text(RESERVE_SQL),
+        postgresql_where=sa.text(RESERVE_SQL),
     ),
     # A success that failed over to a cheaper channel commits its price and releases the rest:
     # at most one commit and one release per task.

@@ -18,7 +18,15 @@ from reelgate.domain.usage import (
     day_label,
 )
 from reelgate.store.database import Database
-from reelgate.store.schema import SETTLED_SQL, accounts, ledger, tasks
+from reelgate.store.schema import (
+    COMMIT_SQL,
+    RELEASE_SQL,
+    RESERVE_SQL,
+    SETTLED_SQL,
+    accounts,
+    ledger,
+    tasks,
+)
 
 # Spelled as the partial indexes on settlements are, so that both databases use them.
 _SETTLED = sa.text(SETTLED_SQL)
@@ -53,6 +61,20 @@ _GROUPS: dict[GroupBy, sa.ColumnElement[Any]] = {
 class UsageStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def task_entries(self, task_id: str) -> list[LedgerEntry]:
+        """A task's entries, oldest first: its reservation and what settled it (a commit, a
+        release, or both after a failover to a cheaper channel)."""
+        # One part per partial unique index on task_id, its condition spelled as the index's
+        # (a bound parameter would not match it): each part is one index lookup.
+        parts = [
+            sa.select(ledger).where(ledger.c.task_id == task_id, sa.text(condition))
+            for condition in (RESERVE_SQL, COMMIT_SQL, RELEASE_SQL)
+        ]
+        query = sa.union_all(*parts).subquery()
+        async with self.db.read() as conn:
+            rows = await conn.execute(sa.select(query).order_by(query.c.id))
+            return [_entry(row._mapping) for row in rows]
 
     async def entries(
         self, where: LedgerFilter, after: int | None, limit: int

@@ -309,14 +309,14 @@ async def tasks(current: Current) -> Response:
 async def task_page(current: Current, task_id: str) -> Response:
     services = current.api.services
     if current.who is Who.OPERATOR:
-        record = await services.tasks.get_any(task_id)
+        record, history = await services.history.task(task_id)
     else:
         # Another account's task is answered as one that does not exist.
         record = await services.tasks.get(current.developer().account_id, task_id)
+        history = await services.history.of(record)
     view = current.api.bodies.view
     resource = view.resource(record, time.time())[0]
     videos = [relative(item["url"]) for item in resource.result.get("data", [])]
-    history = await services.history.of(record)
     return current.page(
         "task.html",
         task=resource,
@@ -325,6 +325,7 @@ async def task_page(current: Current, task_id: str) -> Response:
         videos=videos,
         steps=history.steps,
         attempts=history.attempts,
+        ledger=history.ledger,
         final=record.state in FINAL_STATES,
     )
 
