@@ -26,9 +26,9 @@ from starlette.routing import Route
 
 from reelgate.config import Settings
 from reelgate.domain.links import callback_token
-from reelgate.domain.request import VideoGenerationRequest
+from reelgate.domain.request import VideoGenerationRequest, parse_request
 from reelgate.domain.secret_key import KeyUse, SecretKey
-from reelgate.domain.task import TaskState
+from reelgate.domain.task import Submission, TaskState
 from reelgate.domain.upstream import UpstreamStatus
 from reelgate.services.callbacks import CallbackIntake
 from reelgate.store.database import Database
@@ -43,8 +43,9 @@ from tests.conftest import (
     free_port,
     open_database,
 )
-from tests.integration.cli_runner import kept_values, upstream_id
+from tests.integration.cli_runner import kept_values, sql, upstream_id
 from tests.integration.engine_helpers import FAST_ENGINE, TEXT, audit_passes, create, until_final
+from tests.integration.test_task_store import _tasks
 from tests.sandbox_support import kie_client, serve
 
 CALLBACK_PATH = "/v1/upstream/callbacks/kie"
@@ -402,3 +403,61 @@ async def test_a_callback_wakes_the_engine_only_once_it_has_given_its_task_back(
         await db.dispose()
     assert changed
     assert order == ["lease given back", "engine woken"]
+
+
+async def _orphan(db: Database) -> str:
+    """A task whose create was sent and never answered: no upstream id, submission unknown."""
+    task_id = (await _tasks(db, 1, due_in_ms=60_000))[0]
+    await TaskStore(db).record_submission_unknown(task_id)
+    return task_id
+
+
+@pytest.mark.parametrize("names", ["this-task", "another-task"])
+async def test_a_callback_binds_an_unanswered_create_even_while_an_engine_holds_the_task(
+    start_sandbox: SandboxFactory, database_url: str, names: str
+) -> None:
+    """KIE keeps no list of tasks: a create whose answer was lost can only be found through
+    its callback. Arriving while an engine checks the task (the engine can do nothing with
+    it), the callback binds the upstream task it names, when the upstream's record names this
+    task back, so the engine's next check reads it through that id."""
+    sandbox = start_sandbox(generating_s=60)
+    provider = KieProvider(sandbox, SANDBOX_KEY)
+    secret = SecretKey.parse(TEST_SECRET_KEY).derive(KeyUse.CALLBACK_TOKENS)
+    woken: list[str] = []
+    db = open_database(database_url)
+    try:
+        store = TaskStore(db)
+        task_id, other_id = await _orphan(db), await _orphan(db)
+        intake = CallbackIntake(
+            store,
+            lambda _channel: provider,
+            secret,
+            "http://127.0.0.1:9/v1/upstream/callbacks/{channel}",
+            wake_engine=lambda: woken.append(task_id),
+        )
+        # The upstream made the task, its callback link naming this task (or another one).
+        named_task = task_id if names == "this-task" else other_id
+        request = parse_request(TEXT)
+        upstream_id = await provider.submit(request, intake.url_for("kie", named_task))
+        assert await store.lease(task_id, "engine-elsewhere", 60_000) is not None
+        body = orjson.dumps({"code": 200, "data": {"taskId": upstream_id, "state": "waiting"}})
+        token = callback_token(secret, task_id)
+        changed = await intake.receive("kie", task_id, token, {}, body)
+        task = await store.get(task_id)
+    finally:
+        await provider.aclose()
+        await db.dispose()
+    [(owner, due_at_ms)] = await sql(
+        database_url,
+        "SELECT lease_owner, next_poll_at_ms FROM tasks WHERE id = :id",
+        {"id": task_id},
+    )
+    assert not changed  # the state is the engine's to apply, through the id
+    assert task is not None
+    assert owner == "engine-elsewhere"  # its check goes on undisturbed
+    assert due_at_ms <= time.time() * 1000  # and is followed by another at once
+    assert woken == [task_id]
+    if names == "this-task":
+        assert (task.upstream_task_id, task.submission) == (upstream_id, Submission.ACCEPTED)
+    else:
+        assert (task.upstream_task_id, task.submission) == (None, Submission.UNKNOWN)

@@ -8,7 +8,9 @@ out-of-order callback can change nothing the upstream did not say itself.
 
 The read takes the task's lease, as an engine's check does, so a task is never asked about
 twice at once; a task an engine is checking right now is made due again instead, and the
-engine asks once more as soon as its check is over.
+engine asks once more as soon as its check is over. A task whose create went unanswered is
+first bound to the upstream task the callback names (when the upstream's record names it back):
+without that id no engine could ask about it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from reelgate.domain import lifecycle
 from reelgate.domain.ids import is_id
 from reelgate.domain.links import callback_token, verify_callback_token
 from reelgate.domain.task import Submission, TaskRecord
+from reelgate.domain.upstream import UpstreamStatus
 from reelgate.errors import NotFound, Unauthorized, UpstreamError
 from reelgate.store.leases import new_owner
 from reelgate.store.tasks import TaskStore
@@ -94,6 +97,10 @@ class CallbackIntake:
             return False
         if task is None:
             # Ended, or being checked right now: the check under way is followed by another.
+            # But an engine cannot check a task whose create went unanswered on an upstream
+            # that keeps no list (KIE): only this callback names its upstream task, so that
+            # name is checked and bound now, or it would be lost with this call.
+            await self._bind_unleased(provider, channel, task_id, named)
             await self.store.make_due(task_id)
             self.wake_engine()
             return False
@@ -107,19 +114,49 @@ class CallbackIntake:
             self.wake_engine()
         return changed
 
+    async def _bind(
+        self, provider: Provider, task: TaskRecord, named: str
+    ) -> UpstreamStatus | None:
+        """A create whose answer never came: the upstream's own record of the task the callback
+        names must name this task before its id is taken as this task's. That record, once
+        bound; None when it is not this task's."""
+        status = await provider.fetch_status(named)
+        if not lifecycle.may_bind(task, status):
+            log.warning("callback for task %s names an upstream task not its own", task.id)
+            return None
+        await self.store.record_upstream_id(task.id, status.upstream_task_id)
+        log.info("task %s found again upstream by its callback", task.id)
+        return status
+
+    async def _bind_unleased(
+        self, provider: Provider, channel: str, task_id: str, named: str
+    ) -> None:
+        """Bind the upstream task a callback names to a task someone else holds, when it is one
+        whose create went unanswered; the binding write changes only a task with no upstream
+        id, so it cannot undo the holder's work, and the holder's check is followed by
+        another that reads the task through that id."""
+        task = await self.store.get(task_id)
+        if (
+            task is None
+            or task.state.is_final
+            or task.channel != channel
+            or task.upstream_task_id is not None
+        ):
+            return
+        try:
+            await self._bind(provider, task, named)
+        except UpstreamError as exc:
+            log.info("callback for task %s: the upstream could not be asked (%s)", task.id, exc)
+
     async def _look(self, provider: Provider, task: TaskRecord, named: str) -> tuple[bool, bool]:
         """Read the task back and apply what the upstream says: whether that changed the
         task, and whether an engine should look at it at once."""
         try:
             if task.upstream_task_id is None:
-                # A create whose answer never came: the upstream's own record must name this
-                # task before its id is taken as this task's.
-                status = await provider.fetch_status(named)
-                if not lifecycle.may_bind(task, status):
-                    log.warning("callback for task %s names an upstream task not its own", task.id)
+                bound = await self._bind(provider, task, named)
+                if bound is None:
                     return False, False
-                await self.store.record_upstream_id(task.id, status.upstream_task_id)
-                log.info("task %s found again upstream by its callback", task.id)
+                status = bound
                 task = dataclasses.replace(
                     task, upstream_task_id=status.upstream_task_id, submission=Submission.ACCEPTED
                 )
