@@ -368,26 +368,13 @@ def admin_task_detail(
 ) -> schemas.AdminTaskDetail:
     return schemas.AdminTaskDetail(
         **admin_task(view, record, now_s).model_dump(),
+        # The domain's records carry the schema's field names: read straight from them.
         timeline=[
-            schemas.TimelineStep(
-                state=step.state,
-                entered_at_ms=step.entered_at_ms,
-                progress=step.progress,
-                detail=step.detail,
-                duration_ms=step.duration_ms,
-                current=step.current,
-                recorded=step.recorded,
-            )
+            schemas.TimelineStep.model_validate(step, from_attributes=True)
             for step in history.steps
         ],
         webhook_attempts=[
-            schemas.WebhookAttempt(
-                attempt=attempt.attempt,
-                at_ms=attempt.at_ms,
-                duration_ms=attempt.duration_ms,
-                response_code=attempt.response_code,
-                error=attempt.error,
-            )
+            schemas.WebhookAttempt.model_validate(attempt, from_attributes=True)
             for attempt in history.attempts
         ],
         ledger=[ledger_entry(entry) for entry in history.ledger],

@@ -153,10 +153,10 @@ class CallbackIntake:
         task, and whether an engine should look at it at once."""
         try:
             if task.upstream_task_id is None:
-                bound = await self._bind(provider, task, named)
-                if bound is None:
+                found = await self._bind(provider, task, named)
+                if found is None:
                     return False, False
-                status = bound
+                status = found
                 task = dataclasses.replace(
                     task, upstream_task_id=status.upstream_task_id, submission=Submission.ACCEPTED
                 )
