@@ -543,13 +543,16 @@ def _print_task(detail: schemas.AdminTaskDetail) -> None:
     typer.echo("\nLEDGER   USD           AT (UTC)")
     for entry in detail.ledger:
         typer.echo(
-            f"{entry.kind:<8} {micro_to_usd(entry.amount_micro_usdc):>12}  "
-            f"{_utc_ms(entry.created_at * 1000)}"
+            f"{entry.kind:<8} {micro_to_usd(entry.amount_micro_usdc):>12}  {_utc(entry.created_at)}"
         )
 
 
+def _utc(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+
+
 def _utc_ms(ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}"
+    return f"{_utc(ms // 1000)}.{ms % 1000:03d}"
 
 
 @app.command()
