@@ -232,7 +232,13 @@ async def test_a_task_records_each_state_it_went_through_and_the_console_admin_a
         ("commit", billing["actual_amount_micro_usdc"], task_id),
     ]
     assert detail["webhook_attempts"] == []
-    assert {key: detail[key] for key in public} == public  # the task as its owner sees it
+    # The task as its owner sees it; the video links are signed anew each time a renewal
+    # boundary passes between two reads, so only their number is compared.
+    assert {k: v for k, v in detail.items() if k in public and k != "result"} == {
+        k: v for k, v in public.items() if k != "result"
+    }
+    assert len(detail["result"]["data"]) == len(public["result"]["data"]) == 1
+    assert detail["result"]["origin_data"] == public["result"]["origin_data"]
     shown = await run_cli(database_url, "task", task_id, "--json")
     assert shown.code == 0, shown
     as_json = orjson.loads(shown.stdout)
